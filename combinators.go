@@ -1,0 +1,168 @@
+package asyncdispatch
+
+import "time"
+
+// Combinators. Unlike Nim's `and`, `or`, `withTimeout` and `asyncCheck`,
+// which replace the callbacks of the futures given to them (`callback=`,
+// shared/nim-semantics.md §3.5), these only add callbacks: whatever the
+// caller registered on the inputs still runs.
+
+// All returns a future that completes with the values of futs in argument
+// order once all have completed, or fails with the first failure (later
+// results are ignored). The same future may appear several times. With no
+// futures it completes at once (on the global dispatcher).
+func All[T any](futs ...*Future[T]) *Future[[]T] {
+	var d *Dispatcher
+	for _, f := range futs {
+		if f != nil {
+			d = f.d
+			break
+		}
+	}
+	if d == nil {
+		d = GetGlobalDispatcher()
+	}
+	r := &Future[[]T]{d: d, name: "All"}
+	for _, f := range futs {
+		if f == nil {
+			r.Fail(ErrNilFuture)
+			return r
+		}
+	}
+	vals := make([]T, len(futs))
+	left := len(futs)
+	if left == 0 {
+		r.Complete(vals)
+		return r
+	}
+	for i, f := range futs {
+		i, f := i, f
+		step := func() {
+			if r.state != pending {
+				return
+			}
+			f.markSeen()
+			if f.state == failed {
+				r.tryFail(f.err)
+				return
+			}
+			vals[i] = f.value
+			left--
+			if left == 0 {
+				r.tryComplete(vals)
+			}
+		}
+		f.addCallback(callback{fn: step})
+	}
+	r.src = &linked{name: "All", onCancel: func() bool {
+		for _, f := range futs {
+			f.Cancel()
+		}
+		return true
+	}}
+	return r
+}
+
+// And returns a future that completes when both a and b have completed,
+// and fails as soon as either fails (Nim's `and`). Values are not kept.
+func And[A, B any](a *Future[A], b *Future[B]) *Future[Void] {
+	if a == nil || b == nil {
+		r := NewFuture[Void](nil, "And")
+		r.Fail(ErrNilFuture)
+		return r
+	}
+	r := &Future[Void]{d: a.d, name: "And"}
+	left := 2
+	a.addCallback(callback{fn: func() {
+		if a.errOrNil() != nil {
+			r.tryFail(a.err)
+		} else if left--; left == 0 {
+			r.tryComplete(Void{})
+		}
+	}})
+	b.addCallback(callback{fn: func() {
+		if b.errOrNil() != nil {
+			r.tryFail(b.err)
+		} else if left--; left == 0 {
+			r.tryComplete(Void{})
+		}
+	}})
+	return r
+}
+
+// Or returns a future that finishes as soon as a or b finishes, with its
+// outcome: it completes if the first to finish completed and fails with
+// its error if it failed; the later one is ignored (Nim's `or`).
+func Or[A, B any](a *Future[A], b *Future[B]) *Future[Void] {
+	if a == nil || b == nil {
+		r := NewFuture[Void](nil, "Or")
+		r.Fail(ErrNilFuture)
+		return r
+	}
+	r := &Future[Void]{d: a.d, name: "Or"}
+	a.addCallback(callback{fn: func() {
+		if err := a.errOrNil(); err != nil {
+			r.tryFail(err)
+		} else {
+			r.tryComplete(Void{})
+		}
+	}})
+	b.addCallback(callback{fn: func() {
+		if err := b.errOrNil(); err != nil {
+			r.tryFail(err)
+		} else {
+			r.tryComplete(Void{})
+		}
+	}})
+	return r
+}
+
+// WithTimeout returns a future that completes with true if f completes
+// within timeout, false if the timeout passes first, and fails with f's
+// error if f fails first (Nim's withTimeout). f is not cancelled on
+// timeout (use Timeout for that) and keeps its callbacks; when f wins, the
+// timer is removed at once (Nim PR #25567) instead of lingering as pending
+// work.
+func WithTimeout[T any](f *Future[T], timeout time.Duration) *Future[bool] {
+	if f == nil {
+		r := NewFuture[bool](nil, "WithTimeout")
+		r.Fail(ErrNilFuture)
+		return r
+	}
+	d := f.d
+	r := &Future[bool]{d: d, name: "WithTimeout"}
+	sl := d.SleepAsync(timeout)
+	f.addCallback(callback{fn: func() {
+		sl.Cancel()
+		if r.state != pending {
+			return
+		}
+		if err := f.errOrNil(); err != nil {
+			r.tryFail(err)
+		} else {
+			r.tryComplete(true)
+		}
+	}})
+	sl.addCallback(callback{fn: func() {
+		if sl.state == completed {
+			r.tryComplete(false)
+		}
+	}})
+	return r
+}
+
+// AsyncCheck watches f: if f fails, its error is returned by the Poll that
+// runs f's callbacks (and so by WaitFor, Drain or RunForever), as Nim's
+// asyncCheck raises it out of poll. It neither waits for f nor reads its
+// value, and it keeps f's other callbacks. A nil f is ignored.
+func AsyncCheck[T any](f *Future[T]) {
+	if f == nil {
+		return
+	}
+	f.markSeen()
+	f.addCallback(callback{fn: func() {
+		if f.state == failed && !isCancel(f.err) {
+			f.d.checkErr = append(f.d.checkErr, f.err)
+		}
+	}})
+}

@@ -1,0 +1,376 @@
+package asyncdispatch
+
+import (
+	"fmt"
+	"iter"
+	"reflect"
+	"runtime"
+	"runtime/debug"
+	"strings"
+)
+
+// An async procedure is a Go function
+//
+//	func(co *Coro) (T, error)
+//
+// Run it concurrently with Async, which returns its *Future[T] at once; or
+// await it at once by simply calling it with the Coro you already have —
+// that is exactly Nim's `await proc()` (it runs on the caller's coroutine
+// until it finishes, suspending the caller whenever it suspends) and costs
+// one function call.
+//
+// Coro is the coroutine an async procedure runs on. Await suspends it: the
+// dispatcher's goroutine switches to the coroutine when it is resumed and
+// back when it awaits an unfinished future or returns (iter.Pull's
+// coroswitch, not a channel hand-off). Exactly one goroutine runs at a
+// time, so the body may touch loop state without locks, like a callback.
+//
+// Coroutines are pooled per dispatcher: a finished procedure's coroutine
+// waits for the next Async call instead of exiting. Close stops every
+// coroutine, suspended or pooled, so none outlives its dispatcher.
+type Coro struct {
+	d     *Dispatcher
+	next  func() (struct{}, bool)
+	stop  func()
+	yield func(struct{}) bool
+	// job is the procedure to run next (set by Async before switching in).
+	job job
+	// gen counts suspensions; a future's callback resumes the coroutine
+	// only if gen still matches (it may have been cancelled and have moved
+	// on, or be running another procedure).
+	gen uint32
+	// mode: what the coroutine is doing.
+	mode coroMode
+	// waiting is the future a suspended coroutine waits for (for Cancel and
+	// Close).
+	waiting futureBase
+	// cancelReq: the running procedure's future was cancelled while the
+	// coroutine was not suspended; the next Await returns ErrCancelled.
+	cancelReq bool
+	// stopped: Close stopped the coroutine; Await returns ErrClosed, and a
+	// second Await after that unwinds the body with a panic that run
+	// recovers.
+	stopped  bool
+	stopSeen int
+	// idx is the coroutine's place in d.coros.
+	idx int
+	// call is the procedure running now (for traces and Cancel).
+	call procCall
+}
+
+type coroMode uint8
+
+const (
+	coroIdle coroMode = iota
+	coroRunning
+	coroSuspended
+)
+
+type job interface {
+	run(co *Coro)
+}
+
+type procCall interface {
+	procName() string
+}
+
+// Dispatcher returns the dispatcher the coroutine runs on.
+func (co *Coro) Dispatcher() *Dispatcher { return co.d }
+
+// asyncCall is one running async procedure: its future and its body in one
+// allocation.
+type asyncCall[T any] struct {
+	fut  Future[T]
+	body func(*Coro) (T, error)
+	co   *Coro
+}
+
+// Async starts the async procedure body on dispatcher d (nil means the
+// global dispatcher) and returns its future. The body runs at once,
+// synchronously, until it awaits an unfinished future (as Nim's async procs
+// do); a body that never does returns an already finished future. A
+// returned error fails the future; so does a panic, with a *PanicError
+// holding the value and the stack. Nothing the body does is raised at the
+// call site.
+//
+// Async must be called on d's goroutine. On a closed dispatcher the future
+// fails with ErrClosed and body does not run.
+func Async[T any](d *Dispatcher, body func(co *Coro) (T, error)) *Future[T] {
+	if d == nil {
+		d = GetGlobalDispatcher()
+	}
+	c := &asyncCall[T]{body: body}
+	c.fut.d = d
+	c.fut.src = c
+	if d.tracking {
+		d.track(&c.fut, 2)
+	}
+	if body == nil {
+		c.fut.Fail(ErrNilCallback)
+		return &c.fut
+	}
+	if d.closed {
+		c.fut.Fail(ErrClosed)
+		return &c.fut
+	}
+	co := d.getCoro()
+	co.job = c
+	c.co = co
+	co.call = c
+	d.switchTo(co)
+	return &c.fut
+}
+
+func (c *asyncCall[T]) procName() string { return funcName(c.body) }
+
+// cancel delivers a cancellation to the running body: its current (or
+// next) Await returns ErrCancelled. The future finishes with whatever the
+// body then returns.
+func (c *asyncCall[T]) cancel() bool {
+	co := c.co
+	if co == nil || co.call != procCall(c) {
+		return false
+	}
+	co.cancelReq = true
+	if co.mode == coroSuspended && co.waiting != nil {
+		w := co.waiting
+		if !w.Cancel() {
+			// The awaited future cannot be cancelled (or is shared and
+			// already done): stop waiting for it.
+			gen := co.gen
+			w.removeWaiter(co, gen)
+			co.d.ready.push(entry{fn: func() { co.wake(gen) }})
+		}
+	}
+	return true
+}
+
+func (c *asyncCall[T]) run(co *Coro) {
+	defer func() {
+		co.call = nil
+		c.co = nil
+		if p := recover(); p != nil {
+			if p == errUnwind {
+				c.fut.tryFail(ErrClosed)
+				return
+			}
+			c.fut.tryFail(&PanicError{Value: p, Stack: debug.Stack(), Proc: c.procName()})
+		}
+	}()
+	v, err := c.body(co)
+	if err != nil {
+		c.fut.tryFail(traced(err, c))
+		return
+	}
+	c.fut.tryComplete(v)
+}
+
+// errUnwind is panicked into a body that keeps awaiting after Close.
+var errUnwind = &struct{ string }{"asyncdispatch: dispatcher closed"}
+
+// getCoro takes a pooled coroutine or makes one.
+func (d *Dispatcher) getCoro() *Coro {
+	if n := len(d.idle); n > 0 {
+		co := d.idle[n-1]
+		d.idle = d.idle[:n-1]
+		return co
+	}
+	co := &Coro{d: d}
+	co.next, co.stop = iter.Pull(co.loop)
+	co.idx = len(d.coros)
+	d.coros = append(d.coros, co)
+	return co
+}
+
+// loop is the coroutine's body: run jobs until stopped.
+func (co *Coro) loop(yield func(struct{}) bool) {
+	co.yield = yield
+	for {
+		j := co.job
+		co.job = nil
+		if j != nil {
+			j.run(co)
+		}
+		co.mode = coroIdle
+		co.cancelReq = false
+		co.waiting = nil
+		if co.stopped || !yield(struct{}{}) {
+			return
+		}
+	}
+}
+
+// switchTo runs co until it suspends or finishes its procedure.
+func (d *Dispatcher) switchTo(co *Coro) {
+	prev := d.current
+	d.current = co
+	co.mode = coroRunning
+	co.next()
+	d.current = prev
+	if co.mode == coroIdle {
+		d.release(co)
+	}
+}
+
+// release returns a finished coroutine to the pool, or ends it if the pool
+// is full or the dispatcher is closing.
+func (d *Dispatcher) release(co *Coro) {
+	if d.closed || co.stopped || len(d.idle) >= maxIdleCoros {
+		d.dropCoro(co)
+		return
+	}
+	d.idle = append(d.idle, co)
+}
+
+// maxIdleCoros bounds the pool: enough to absorb bursts of short
+// procedures, small enough that an idle dispatcher holds little memory.
+const maxIdleCoros = 256
+
+func (d *Dispatcher) dropCoro(co *Coro) {
+	co.stopped = true
+	co.stop()
+	last := len(d.coros) - 1
+	if co.idx <= last && d.coros[co.idx] == co {
+		d.coros[co.idx] = d.coros[last]
+		d.coros[co.idx].idx = co.idx
+		d.coros[last] = nil
+		d.coros = d.coros[:last]
+	}
+}
+
+// wake resumes co if it is still suspended in the wait numbered gen.
+func (co *Coro) wake(gen uint32) {
+	if co.mode != coroSuspended || co.gen != gen {
+		return
+	}
+	co.d.switchTo(co)
+}
+
+// Await suspends the async procedure running on co until f finishes and
+// returns f's value or error. Awaiting a finished future returns at once,
+// without a switch or a trip through the loop, so long chains of
+// synchronous completions cost function calls only (Nim's tasyncrecursion,
+// #6100).
+//
+// Await returns ErrCancelled (wrapped with the procedure trace) if the
+// procedure's own future is cancelled while it waits — the awaited future is
+// cancelled with it — and ErrClosed when the dispatcher is closed. Await
+// with a nil co returns ErrNotAsync; with a nil f, ErrNilFuture.
+func Await[T any](co *Coro, f *Future[T]) (T, error) {
+	var zero T
+	if f == nil {
+		return zero, ErrNilFuture
+	}
+	if co == nil {
+		return zero, ErrNotAsync
+	}
+	if f.state == pending {
+		if err := co.suspend(f); err != nil {
+			return zero, err
+		}
+	}
+	f.markSeen()
+	if f.state == failed {
+		return zero, f.err
+	}
+	if f.state == pending {
+		return zero, ErrCancelled
+	}
+	return f.value, nil
+}
+
+// suspend parks co until f finishes (or the wait is cancelled or the
+// dispatcher closes).
+func (co *Coro) suspend(f futureBase) error {
+	if co.stopped {
+		co.stopSeen++
+		if co.stopSeen > 1 {
+			panic(errUnwind)
+		}
+		return ErrClosed
+	}
+	if co.cancelReq {
+		co.cancelReq = false
+		f.Cancel()
+		return ErrCancelled
+	}
+	if co.d.current != co {
+		panic("asyncdispatch: Await called with a Coro that is not the running coroutine")
+	}
+	if fd := f.dispatcher(); fd != co.d {
+		// A future of another dispatcher: its callbacks run on its own
+		// loop's goroutine, so hand the resumption over to ours.
+		gen := co.gen
+		d := co.d
+		f.addCallback(callback{fn: func() { d.callSoonThreadSafe(func() { co.wake(gen) }) }})
+		d.extRefs++
+		defer func() { d.extRefs-- }()
+	} else {
+		f.addCallback(callback{co: co, gen: co.gen})
+	}
+	co.waiting = f
+	co.mode = coroSuspended
+	ok := co.yield(struct{}{})
+	co.waiting = nil
+	co.gen++
+	co.mode = coroRunning
+	if !ok || co.stopped {
+		co.stopped = true
+		co.stopSeen++
+		f.removeWaiter(co, co.gen-1)
+		return ErrClosed
+	}
+	if co.cancelReq {
+		co.cancelReq = false
+		if !f.Finished() {
+			return ErrCancelled
+		}
+	}
+	return nil
+}
+
+// PanicError is the error of a future whose async procedure panicked.
+type PanicError struct {
+	Value any    // the value passed to panic
+	Stack []byte // the goroutine stack at the panic
+	Proc  string // the async procedure
+}
+
+func (e *PanicError) Error() string {
+	return "asyncdispatch: panic in async procedure " + e.Proc + ": " + stringOf(e.Value)
+}
+
+// Unwrap returns the panic value if it is an error.
+func (e *PanicError) Unwrap() error {
+	if err, ok := e.Value.(error); ok {
+		return err
+	}
+	return nil
+}
+
+func stringOf(v any) string {
+	switch x := v.(type) {
+	case error:
+		return x.Error()
+	case string:
+		return x
+	}
+	return fmt.Sprint(v)
+}
+
+// funcName names a function value, for traces.
+func funcName(fn any) string {
+	v := reflect.ValueOf(fn)
+	if v.Kind() != reflect.Func || v.IsNil() {
+		return "unspecified"
+	}
+	f := runtime.FuncForPC(v.Pointer())
+	if f == nil {
+		return "unspecified"
+	}
+	name := f.Name()
+	if i := strings.LastIndex(name, "/"); i >= 0 {
+		name = name[i+1:]
+	}
+	return name
+}

@@ -1,0 +1,392 @@
+package asyncdispatch
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/asyncdispatch/asyncdispatch/internal/poller"
+)
+
+// AsyncFD is a descriptor registered with a dispatcher (Nim's AsyncFD).
+type AsyncFD int
+
+// InvalidFD is the descriptor passed to callbacks that have none (AddTimer).
+const InvalidFD AsyncFD = -1
+
+// Callback is an fd, timer, event, signal or process callback (Nim's
+// Callback): it returns true when it is done and must be removed, false to
+// be called again the next time.
+type Callback func(fd AsyncFD) bool
+
+// The descriptor table. What must stay true:
+//   - a slot exists exactly while the fd is registered; its gen is new for
+//     every registration and travels in the epoll token, so an event that
+//     was queued for an fd number that has since been closed and reused is
+//     recognised and dropped (fdseq in Go's netpoll_epoll.go);
+//   - readers/writers hold the waiting callbacks in FIFO order; an fd
+//     counts as active (nactive, ActiveDescriptors, HasPendingOperations)
+//     while either list is non-empty;
+//   - epoll interest is level-triggered and lazily removed: a direction is
+//     armed when its list becomes non-empty and disarmed only when an event
+//     arrives for a direction with an empty list. A connection that reads
+//     and waits again and again therefore costs no epoll_ctl per message
+//     (Nim pays four, anchors/syscalls.sh).
+type fdState struct {
+	fd      int
+	gen     uint32
+	armed   poller.Interest
+	readers []waiter
+	writers []waiter
+	// owned: the package created the descriptor (sockets, events), so
+	// Close of the dispatcher closes it.
+	owned bool
+	// closer runs when the dispatcher closes an owned fd (events use it to
+	// release more than the fd).
+	closer func()
+}
+
+// waiter is a user callback or a pending operation of the package.
+type waiter struct {
+	cb Callback
+	op ioOp
+}
+
+// ioOp is a pending operation on a descriptor (a recv, a send, an
+// accept...). ready is called when the descriptor is ready in the op's
+// direction and reports whether the op is finished (it completed or failed
+// its future); abort fails it without touching the descriptor, and is
+// called by CloseSocket, Unregister, Close and cancellation before the fd
+// number is released.
+type ioOp interface {
+	ready(fd AsyncFD) bool
+	abort(err error)
+}
+
+func (s *fdState) active() bool { return len(s.readers) > 0 || len(s.writers) > 0 }
+
+func (s *fdState) token() uint64 { return uint64(s.fd) | uint64(s.gen)<<32 }
+
+func (d *Dispatcher) lookup(fd AsyncFD) *fdState {
+	if fd < 0 || int(fd) >= len(d.fds) {
+		return nil
+	}
+	return d.fds[fd]
+}
+
+// Register registers fd with the dispatcher, with no interest: it does not
+// count as pending until an operation or callback waits on it. It returns
+// ErrAlreadyRegistered for a registered fd and ErrInvalidFD for a negative
+// one. The fd stays the caller's: Close of the dispatcher unregisters it
+// but does not close it.
+func (d *Dispatcher) Register(fd AsyncFD) error {
+	_, err := d.register(fd, false)
+	return err
+}
+
+func (d *Dispatcher) register(fd AsyncFD, owned bool) (*fdState, error) {
+	if d.closed {
+		return nil, ErrClosed
+	}
+	if fd < 0 {
+		return nil, ErrInvalidFD
+	}
+	if d.lookup(fd) != nil {
+		return nil, fmt.Errorf("%w: %d", ErrAlreadyRegistered, fd)
+	}
+	for int(fd) >= len(d.fds) {
+		n := 2 * len(d.fds)
+		if n < 64 {
+			n = 64
+		}
+		nf := make([]*fdState, n)
+		copy(nf, d.fds)
+		d.fds = nf
+	}
+	d.fdgen++
+	s := &fdState{fd: int(fd), gen: d.fdgen, owned: owned}
+	d.fds[fd] = s
+	d.nfds++
+	return s, nil
+}
+
+// Unregister removes fd from the dispatcher without closing it. Pending
+// operations on it fail with ErrNotRegistered (Nim orphans them forever)
+// and its callbacks are dropped. It returns ErrNotRegistered for an fd that
+// is not registered.
+func (d *Dispatcher) Unregister(fd AsyncFD) error {
+	s := d.lookup(fd)
+	if s == nil {
+		return fmt.Errorf("%w (fd %d)", ErrNotRegistered, fd)
+	}
+	d.unregister(s, ErrNotRegistered)
+	return nil
+}
+
+// unregister aborts pending operations with err, removes interest and
+// frees the slot. The descriptor is still open when the aborts run.
+func (d *Dispatcher) unregister(s *fdState, err error) {
+	if s.active() {
+		d.nactive--
+	}
+	rs, ws := s.readers, s.writers
+	s.readers, s.writers = nil, nil
+	if s.armed != 0 {
+		d.poller.Set(s.fd, s.token(), s.armed, 0)
+		s.armed = 0
+	}
+	d.fds[s.fd] = nil
+	d.nfds--
+	for _, w := range rs {
+		if w.op != nil {
+			w.op.abort(err)
+		}
+	}
+	for _, w := range ws {
+		if w.op != nil {
+			w.op.abort(err)
+		}
+	}
+}
+
+// Contains reports whether fd is registered with the dispatcher.
+func (d *Dispatcher) Contains(fd AsyncFD) bool { return d.lookup(fd) != nil }
+
+// AddRead calls cb each time fd is readable until cb returns true (Nim's
+// addRead). Several callbacks on one fd run in the order they were added;
+// within one readiness event they run until one returns false, which keeps
+// it and every later one for the next event. fd must be registered.
+func (d *Dispatcher) AddRead(fd AsyncFD, cb Callback) error {
+	if cb == nil {
+		return ErrNilCallback
+	}
+	return d.addWaiter(fd, poller.Read, waiter{cb: cb})
+}
+
+// AddWrite is AddRead for writability.
+func (d *Dispatcher) AddWrite(fd AsyncFD, cb Callback) error {
+	if cb == nil {
+		return ErrNilCallback
+	}
+	return d.addWaiter(fd, poller.Write, waiter{cb: cb})
+}
+
+func (d *Dispatcher) addWaiter(fd AsyncFD, dir poller.Interest, w waiter) error {
+	if d.closed {
+		return ErrClosed
+	}
+	s := d.lookup(fd)
+	if s == nil {
+		return fmt.Errorf("%w (fd %d)", ErrNotRegistered, fd)
+	}
+	if !s.active() {
+		d.nactive++
+	}
+	if dir == poller.Read {
+		s.readers = append(s.readers, w)
+	} else {
+		s.writers = append(s.writers, w)
+	}
+	if s.armed&dir == 0 {
+		if err := d.poller.Set(s.fd, s.token(), s.armed, s.armed|dir); err != nil {
+			if dir == poller.Read {
+				s.readers = s.readers[:len(s.readers)-1]
+			} else {
+				s.writers = s.writers[:len(s.writers)-1]
+			}
+			if !s.active() {
+				d.nactive--
+			}
+			return err
+		}
+		s.armed |= dir
+	}
+	return nil
+}
+
+// removeOp takes a pending operation off fd's list (cancellation). It
+// reports whether it was there.
+func (d *Dispatcher) removeOp(fd AsyncFD, dir poller.Interest, op ioOp) bool {
+	s := d.lookup(fd)
+	if s == nil {
+		return false
+	}
+	list := &s.readers
+	if dir == poller.Write {
+		list = &s.writers
+	}
+	for i, w := range *list {
+		if w.op == op {
+			was := s.active()
+			*list = append((*list)[:i:i], (*list)[i+1:]...)
+			if was && !s.active() {
+				d.nactive--
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// dispatchEvent runs the callbacks of one ready descriptor.
+func (d *Dispatcher) dispatchEvent(ev poller.Event) {
+	fd := int(uint32(ev.Token))
+	if fd >= len(d.fds) {
+		return
+	}
+	s := d.fds[fd]
+	if s == nil || s.gen != uint32(ev.Token>>32) {
+		return // stale: closed, or closed and reused since
+	}
+	was := s.active()
+	if ev.Ready&poller.Read != 0 {
+		if len(s.readers) > 0 {
+			d.runList(s, &s.readers)
+		}
+	}
+	// The read callbacks may have unregistered (closed) the fd.
+	if d.fds[fd] != s {
+		return
+	}
+	if ev.Ready&poller.Write != 0 {
+		if len(s.writers) > 0 {
+			d.runList(s, &s.writers)
+		}
+	}
+	if d.fds[fd] != s {
+		return
+	}
+	// Lazy disarm: a direction that fired with nobody waiting is removed;
+	// an error/hang-up with nobody waiting removes everything (epoll keeps
+	// reporting it otherwise).
+	want := s.armed
+	if ev.Err && !s.active() {
+		want = 0
+	} else {
+		if ev.Ready&poller.Read != 0 && len(s.readers) == 0 {
+			want &^= poller.Read
+		}
+		if ev.Ready&poller.Write != 0 && len(s.writers) == 0 {
+			want &^= poller.Write
+		}
+	}
+	if want != s.armed {
+		d.poller.Set(s.fd, s.token(), s.armed, want)
+		s.armed = want
+	}
+	if was && !s.active() {
+		d.nactive--
+	} else if !was && s.active() {
+		d.nactive++
+	}
+}
+
+// runList runs the callbacks in *list in order until one is not done; it
+// and the rest are kept, followed by callbacks added meanwhile.
+func (d *Dispatcher) runList(s *fdState, list *[]waiter) {
+	cur := *list
+	*list = nil
+	i := 0
+	defer func() {
+		p := recover()
+		if p != nil {
+			d.checkErr = append(d.checkErr, d.recovered(p))
+			i++ // drop the callback that panicked
+		}
+		if d.fds[s.fd] != s {
+			// Unregistered meanwhile: abort what was not run.
+			for _, w := range cur[i:] {
+				if w.op != nil {
+					w.op.abort(ErrNotRegistered)
+				}
+			}
+			return
+		}
+		if i < len(cur) {
+			*list = append(cur[i:len(cur):len(cur)], *list...)
+		}
+	}()
+	for i < len(cur) {
+		w := cur[i]
+		var done bool
+		if w.op != nil {
+			done = w.op.ready(AsyncFD(s.fd))
+		} else {
+			done = w.cb(AsyncFD(s.fd))
+		}
+		if !done {
+			return
+		}
+		cur[i] = waiter{}
+		i++
+		if d.fds[s.fd] != s {
+			return
+		}
+	}
+}
+
+// closeFDs is Close's part for descriptors: abort, unregister, and close
+// the ones the package created.
+func (d *Dispatcher) closeFDs() {
+	for _, s := range d.fds {
+		if s == nil {
+			continue
+		}
+		d.unregister(s, ErrClosed)
+		if s.owned {
+			if s.closer != nil {
+				s.closer()
+			} else {
+				unix.Close(s.fd)
+			}
+		}
+	}
+	d.fds = nil
+}
+
+// ActiveDescriptors is the number of registered descriptors with a pending
+// operation or callback (Nim's activeDescriptors; it makes no system call).
+// Idle registered sockets do not count; neither do timers (they use no
+// descriptor here).
+func (d *Dispatcher) ActiveDescriptors() int { return d.nactive }
+
+// RegisteredDescriptors is the number of descriptors registered with the
+// dispatcher, idle or not (what Nim's activeDescriptors is often mistaken
+// for, issue #16603).
+func (d *Dispatcher) RegisteredDescriptors() int { return d.nfds }
+
+// MaxDescriptors returns the process's descriptor limit (the RLIMIT_NOFILE
+// soft limit) minus one, as Nim does.
+func MaxDescriptors() (int, error) {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, os.NewSyscallError("getrlimit", err)
+	}
+	if rl.Cur > 1<<31 {
+		return 1<<31 - 1, nil
+	}
+	return int(rl.Cur) - 1, nil
+}
+
+// SetInheritable sets or clears close-on-exec on fd: inheritable
+// descriptors are passed to child processes. Every descriptor this package
+// creates is close-on-exec unless asked otherwise.
+func SetInheritable(fd AsyncFD, inheritable bool) error {
+	if fd < 0 {
+		return ErrInvalidFD
+	}
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	if inheritable {
+		flags &^= unix.FD_CLOEXEC
+	} else {
+		flags |= unix.FD_CLOEXEC
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, flags); err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	return nil
+}

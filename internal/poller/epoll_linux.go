@@ -1,0 +1,167 @@
+//go:build linux
+
+package poller
+
+import (
+	"os"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// epoll is the Linux backend: one epoll instance plus an eventfd waker.
+//
+// What must stay true:
+//   - the waker is registered once, level-triggered, with a token no fd
+//     can have (all ones); Wait drains it before returning so a wake costs
+//     one extra epoll_wait round at most;
+//   - woken is set before writing the eventfd and cleared by Wait, so
+//     concurrent Wake calls write the eventfd once per Wait round;
+//   - Set issues at most one epoll_ctl: ADD when old is 0, DEL when want is
+//     0, MOD otherwise (a DEL also stops EPOLLHUP/EPOLLERR reports, which
+//     epoll delivers even for an empty event mask).
+type epoll struct {
+	epfd   int
+	wakefd int
+	woken  atomic.Uint32
+	raw    []unix.EpollEvent
+}
+
+const wakeToken = ^uint64(0)
+
+// New creates the platform's default backend.
+func New() (Poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	wfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN}
+	setToken(&ev, wakeToken)
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wfd, &ev); err != nil {
+		unix.Close(wfd)
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	return &epoll{epfd: epfd, wakefd: wfd, raw: make([]unix.EpollEvent, 256)}, nil
+}
+
+func setToken(ev *unix.EpollEvent, tok uint64) {
+	ev.Fd = int32(uint32(tok))
+	ev.Pad = int32(uint32(tok >> 32))
+}
+
+func token(ev *unix.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
+
+func (p *epoll) Set(fd int, tok uint64, old, want Interest) error {
+	if old == want {
+		return nil
+	}
+	var ev unix.EpollEvent
+	if want&Read != 0 {
+		ev.Events |= unix.EPOLLIN | unix.EPOLLRDHUP
+	}
+	if want&Write != 0 {
+		ev.Events |= unix.EPOLLOUT
+	}
+	setToken(&ev, tok)
+	op := unix.EPOLL_CTL_MOD
+	switch {
+	case old == 0:
+		op = unix.EPOLL_CTL_ADD
+	case want == 0:
+		op = unix.EPOLL_CTL_DEL
+	}
+	if err := unix.EpollCtl(p.epfd, op, fd, &ev); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	return nil
+}
+
+func (p *epoll) Wait(events []Event, timeout time.Duration) (int, error) {
+	ms := -1
+	if timeout >= 0 {
+		// Round up: a timer must never fire early (mio does the same).
+		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
+		if timeout > 0 && ms == 0 {
+			ms = 1
+		}
+	}
+	raw := p.raw
+	if len(events) < len(raw) {
+		raw = raw[:len(events)]
+	}
+	n, err := unix.EpollWait(p.epfd, raw, ms)
+	if err != nil {
+		if err == unix.EINTR {
+			return 0, nil
+		}
+		return 0, os.NewSyscallError("epoll_wait", err)
+	}
+	k := 0
+	for i := 0; i < n; i++ {
+		r := &raw[i]
+		tok := token(r)
+		if tok == wakeToken {
+			// Clear before draining: a Wake racing with us then writes
+			// again (a spurious wake at worst), never gets lost. The
+			// caller looks at its cross-goroutine queue after every Wait.
+			p.woken.Store(0)
+			var buf [8]byte
+			unix.Read(p.wakefd, buf[:])
+			continue
+		}
+		e := Event{Token: tok}
+		if r.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLPRI) != 0 {
+			e.Ready |= Read
+		}
+		if r.Events&unix.EPOLLOUT != 0 {
+			e.Ready |= Write
+		}
+		if r.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			e.Err = true
+			e.Ready |= Read | Write
+		}
+		events[k] = e
+		k++
+	}
+	return k, nil
+}
+
+func (p *epoll) Wake() error {
+	if p.woken.Swap(1) == 1 {
+		return nil
+	}
+	one := [8]byte{1}
+	for {
+		_, err := unix.Write(p.wakefd, one[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil && err != unix.EAGAIN {
+			return os.NewSyscallError("write", err)
+		}
+		return nil
+	}
+}
+
+func (p *epoll) Fd() int { return p.epfd }
+
+func (p *epoll) Close() error {
+	err1 := unix.Close(p.wakefd)
+	err2 := unix.Close(p.epfd)
+	if err1 != nil {
+		return os.NewSyscallError("close", err1)
+	}
+	if err2 != nil {
+		return os.NewSyscallError("close", err2)
+	}
+	return nil
+}

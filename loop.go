@@ -1,0 +1,217 @@
+package asyncdispatch
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+)
+
+// One loop iteration (runOnce), after asyncio's _run_once and Nim's runOnce:
+//
+//  1. refuse to run nested, closed, or with nothing pending (ErrNoWork);
+//  2. fire the timers that are due;
+//  3. wait for I/O: not at all if callbacks are queued, else until the
+//     earliest timer or the caller's timeout, whichever is first — a
+//     negative timeout still honours timers (Nim #14525 fixed);
+//  4. run the callbacks of the descriptors that became ready, directly
+//     (fd callbacks are not queued, as in Nim);
+//  5. fire the timers that became due while waiting;
+//  6. move callbacks posted by other goroutines onto the ready queue;
+//  7. drain the ready queue until it is empty, including callbacks queued
+//     while draining (shared/nim-semantics.md §3.4). This is the only place
+//     future callbacks and coroutine resumptions run.
+//
+// A panic in a callback or an AsyncCheck failure stops the drain; the
+// callbacks behind it stay queued for the next Poll, and Poll returns the
+// error (Nim raises it out of poll).
+
+// DefaultPollTimeout is Nim's default poll timeout.
+const DefaultPollTimeout = 500 * time.Millisecond
+
+// Poll runs one iteration of the loop: it waits at most timeout for
+// something to happen (0 never blocks, a negative timeout waits as long as
+// needed, timers included), processes that one wakeup and every callback it
+// makes ready, and returns. With nothing pending it returns ErrNoWork at
+// once. It returns the first panic of a callback (as a *PanicError) or the
+// first AsyncCheck failure it met.
+func (d *Dispatcher) Poll(timeout time.Duration) error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	if !d.HasPendingOperations() {
+		d.polling = false
+		return ErrNoWork
+	}
+	err := d.runOnce(timeout)
+	d.polling = false
+	d.finishClose()
+	return err
+}
+
+func (d *Dispatcher) enter() error {
+	if d.closed && !d.closing {
+		return ErrClosed
+	}
+	if d.polling || d.current != nil {
+		return ErrNestedLoop
+	}
+	d.polling = true
+	return nil
+}
+
+func (d *Dispatcher) runOnce(timeout time.Duration) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = d.recovered(p)
+		}
+		if err == nil && len(d.checkErr) > 0 {
+			err = d.checkErr[0]
+			d.checkErr = d.checkErr[1:]
+		}
+	}()
+	d.fireTimers()
+	d.takeRemote()
+	wait := timeout
+	if d.ready.len() > 0 {
+		wait = 0
+	} else if t := d.timers.Peek(); t != nil {
+		until := time.Duration(t.When - d.now())
+		if until < 0 {
+			until = 0
+		}
+		if wait < 0 || until < wait {
+			wait = until
+		}
+	}
+	n, werr := d.poller.Wait(d.events, wait)
+	if werr != nil {
+		return werr
+	}
+	for i := 0; i < n; i++ {
+		d.dispatchEvent(d.events[i])
+		if len(d.checkErr) > 0 {
+			// Keep the rest of this round's events: they are level-
+			// triggered and come back on the next Wait.
+			return nil
+		}
+	}
+	d.fireTimers()
+	d.takeRemote()
+	d.drainReady()
+	return nil
+}
+
+// drainReady runs queued callbacks until the queue is empty or one fails.
+func (d *Dispatcher) drainReady() {
+	for d.ready.len() > 0 && len(d.checkErr) == 0 {
+		e := d.ready.pop()
+		d.runEntry(e)
+	}
+}
+
+// runEntry runs one queued entry, turning a panic into a Poll error and
+// putting the unrun rest of an interrupted callback list back in front.
+func (d *Dispatcher) runEntry(e entry) {
+	defer func() {
+		if p := recover(); p != nil {
+			d.checkErr = append(d.checkErr, d.recovered(p))
+			if e.fut != nil && e.fut.hasCallbacks() {
+				d.ready.pushFront(e)
+			}
+		}
+	}()
+	if e.fut != nil {
+		e.fut.runCallbacks()
+	} else {
+		e.fn()
+	}
+}
+
+// recovered turns a callback panic into an error. A double completion
+// stays a panic: it is a broken invariant in the program, not an I/O error.
+func (d *Dispatcher) recovered(p any) error {
+	if fe, ok := p.(*FutureError); ok {
+		panic(fe)
+	}
+	if err, ok := p.(error); ok && errors.Is(err, ErrNestedLoop) {
+		return err
+	}
+	return &PanicError{Value: p, Stack: debug.Stack(), Proc: "callback"}
+}
+
+// Drain runs the loop until nothing is pending or timeout, measured from the
+// call, has passed (Nim #24506 fixed: the remaining time is timeout minus
+// the time since Drain started). With nothing pending it returns nil at
+// once. It returns early with the error of a failing Poll.
+func (d *Dispatcher) Drain(timeout time.Duration) error {
+	if timeout < 0 {
+		return fmt.Errorf("%w: Drain timeout %v", ErrNegative, timeout)
+	}
+	if err := d.enter(); err != nil {
+		return err
+	}
+	d.polling = false
+	start := d.now()
+	for d.HasPendingOperations() {
+		left := timeout - time.Duration(d.now()-start)
+		if left < 0 {
+			break
+		}
+		if err := d.Poll(left); err != nil {
+			return err
+		}
+		if d.closed {
+			break
+		}
+	}
+	return nil
+}
+
+// RunForever runs the loop until Close (it then returns nil) or until
+// nothing is pending (it then returns ErrNoWork, as Nim's runForever raises
+// it). It returns early with the error of a failing Poll.
+func (d *Dispatcher) RunForever() error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	d.polling = false
+	for {
+		if d.closed {
+			return d.closeErr
+		}
+		if err := d.Poll(-1); err != nil {
+			if d.closed && errors.Is(err, ErrClosed) {
+				return d.closeErr
+			}
+			return err
+		}
+	}
+}
+
+// WaitFor runs f's dispatcher until f finishes and returns f's value or
+// error (Nim's waitFor). Called from inside an async procedure or callback
+// it returns ErrNestedLoop at once instead of nesting the loop (Nim
+// #11911). If the loop runs out of work before f finishes, it returns
+// ErrNoWork; if a Poll fails (an AsyncCheck failure, a callback panic),
+// that error.
+func WaitFor[T any](f *Future[T]) (T, error) {
+	var zero T
+	if f == nil {
+		return zero, ErrNilFuture
+	}
+	d := f.d
+	if d.polling || d.current != nil {
+		return zero, ErrNestedLoop
+	}
+	for f.state == pending {
+		if err := d.Poll(-1); err != nil {
+			if f.state != pending {
+				break
+			}
+			return zero, err
+		}
+	}
+	f.markSeen()
+	return f.Read()
+}

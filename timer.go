@@ -1,0 +1,146 @@
+package asyncdispatch
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/asyncdispatch/asyncdispatch/internal/timerheap"
+)
+
+// Timers. SleepAsync and AddTimer share one heap (internal/timerheap)
+// instead of Nim's split between a heap and timerfds: no descriptor per
+// timer, a million of them cost a million small allocations and nothing
+// else. What must stay true:
+//   - a timer never fires before its deadline (the poller rounds its wait
+//     up, and fireTimers compares against the clock, not the wait);
+//   - equal deadlines fire in creation order (the heap's sequence);
+//   - a timer leaves the heap when it fires, is stopped or its future is
+//     cancelled, so nothing lingers and counts as pending (Nim #25567).
+
+// sleeper is a SleepAsync future and its timer in one allocation.
+type sleeper struct {
+	fut Future[Void]
+	tm  timerheap.Timer
+}
+
+func (s *sleeper) procName() string { return "SleepAsync" }
+
+func (s *sleeper) cancel() bool { return s.fut.d.timers.Remove(&s.tm) }
+
+// SleepAsync returns a future that completes after at least d has passed.
+// It never completes synchronously: SleepAsync(0) completes in the next
+// Poll. Futures with equal deadlines complete in creation order. Cancelling
+// the future removes its timer. A negative duration is treated as 0; on a
+// closed dispatcher the future fails with ErrClosed.
+func (d *Dispatcher) SleepAsync(dur time.Duration) *Future[Void] {
+	s := &sleeper{}
+	s.fut.d = d
+	s.fut.src = s
+	if d.tracking {
+		d.track(&s.fut, 2)
+	}
+	if d.closed {
+		s.fut.Fail(ErrClosed)
+		return &s.fut
+	}
+	if dur < 0 {
+		dur = 0
+	}
+	s.tm.When = d.now() + int64(dur)
+	s.tm.Arg = s
+	d.timers.Push(&s.tm)
+	return &s.fut
+}
+
+// Timer is a callback timer made by AddTimer.
+type Timer struct {
+	d       *Dispatcher
+	tm      timerheap.Timer
+	period  time.Duration
+	oneshot bool
+	cb      Callback
+	stopped bool
+}
+
+// AddTimer calls cb after timeout and, unless oneshot, every timeout after
+// that, until cb returns true (Nim's protocol: true = done, remove me;
+// false = keep). A oneshot timer fires once whatever cb returns. cb runs
+// directly from Poll, not via the callback queue, and receives InvalidFD:
+// these timers use no descriptor (Nim's use timerfds). A running timer
+// counts in HasPendingOperations but not in ActiveDescriptors. The returned
+// Timer can be stopped early.
+//
+// A repeating timer's period must be positive; a timeout below zero is an
+// error (ErrNegative).
+func (d *Dispatcher) AddTimer(timeout time.Duration, oneshot bool, cb Callback) (*Timer, error) {
+	if cb == nil {
+		return nil, ErrNilCallback
+	}
+	if timeout < 0 || (!oneshot && timeout == 0) {
+		return nil, fmt.Errorf("%w: AddTimer timeout %v (a repeating timer needs a positive period)", ErrNegative, timeout)
+	}
+	if d.closed {
+		return nil, ErrClosed
+	}
+	t := &Timer{d: d, period: timeout, oneshot: oneshot, cb: cb}
+	t.tm.When = d.now() + int64(timeout)
+	t.tm.Arg = t
+	d.timers.Push(&t.tm)
+	return t, nil
+}
+
+// Stop stops the timer; it reports whether the timer was running.
+func (t *Timer) Stop() bool {
+	if t.stopped {
+		return false
+	}
+	t.stopped = true
+	return t.d.timers.Remove(&t.tm)
+}
+
+// fireTimers runs every timer due now. Timers are taken out of the heap
+// before they run, so callbacks may add and stop timers freely. A timer
+// added while firing with a deadline already due waits for the next round
+// (snapshot of the due count, as Nim's processTimers).
+func (d *Dispatcher) fireTimers() {
+	if d.timers.Len() == 0 {
+		return
+	}
+	now := d.now()
+	for n := d.timers.Len(); n > 0; n-- {
+		t := d.timers.Peek()
+		if t == nil || t.When > now {
+			return
+		}
+		d.timers.Pop()
+		switch x := t.Arg.(type) {
+		case *sleeper:
+			x.fut.tryComplete(Void{})
+		case *Timer:
+			d.fireTimer(x, now)
+		}
+	}
+}
+
+func (d *Dispatcher) fireTimer(t *Timer, now int64) {
+	done := true
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				d.checkErr = append(d.checkErr, d.recovered(p))
+			}
+		}()
+		done = t.cb(InvalidFD)
+	}()
+	if done || t.oneshot || t.stopped {
+		t.stopped = true
+		return
+	}
+	// Next deadline on the original grid; after a long stall skip ahead
+	// instead of firing a burst.
+	t.tm.When += int64(t.period)
+	if t.tm.When <= now {
+		t.tm.When = now + int64(t.period)
+	}
+	d.timers.Push(&t.tm)
+}

@@ -132,13 +132,15 @@ func (c *asyncCall[T]) cancel() bool {
 		return false
 	}
 	co.cancelReq = true
-	if co.mode == coroSuspended && co.waiting != nil {
+	if co.mode == coroSuspended {
 		w := co.waiting
-		if !w.Cancel() {
-			// The awaited future cannot be cancelled (or is shared and
-			// already done): stop waiting for it.
+		if w == nil || !w.Cancel() {
+			// Nothing to cancel (a foreign future) or it cannot be
+			// cancelled: stop waiting for it.
 			gen := co.gen
-			w.removeWaiter(co, gen)
+			if w != nil {
+				w.removeWaiter(co, gen)
+			}
 			co.d.ready.push(entry{fn: func() { co.wake(gen) }})
 		}
 	}
@@ -264,6 +266,9 @@ func Await[T any](co *Coro, f *Future[T]) (T, error) {
 	if co == nil {
 		return zero, ErrNotAsync
 	}
+	if f.d != co.d {
+		return awaitForeign(co, f)
+	}
 	if f.state == pending {
 		if err := co.suspend(f); err != nil {
 			return zero, err
@@ -275,6 +280,36 @@ func Await[T any](co *Coro, f *Future[T]) (T, error) {
 	}
 	if f.state == pending {
 		return zero, ErrCancelled
+	}
+	return f.value, nil
+}
+
+// awaitForeign awaits a future of another dispatcher, which runs on
+// another goroutine: f may only be touched there, so the callback is added
+// through f's loop's door, and the resumption comes back through ours.
+func awaitForeign[T any](co *Coro, f *Future[T]) (T, error) {
+	var zero T
+	d := co.d
+	gen := co.gen
+	err := f.d.callSoonThreadSafe(func() {
+		f.addCallback(callback{fn: func() {
+			d.callSoonThreadSafe(func() { co.wake(gen) })
+		}})
+	})
+	if err != nil {
+		return zero, err
+	}
+	d.extRefs++
+	err = co.park(nil, gen)
+	d.extRefs--
+	if err != nil {
+		return zero, err
+	}
+	// f finished before the wake was posted: reading it here is ordered
+	// after its completion by the door's lock.
+	if f.state == failed {
+		f.markSeen()
+		return zero, f.err
 	}
 	return f.value, nil
 }
@@ -297,16 +332,22 @@ func (co *Coro) suspend(f futureBase) error {
 	if co.d.current != co {
 		panic("asyncdispatch: Await called with a Coro that is not the running coroutine")
 	}
-	if fd := f.dispatcher(); fd != co.d {
-		// A future of another dispatcher: its callbacks run on its own
-		// loop's goroutine, so hand the resumption over to ours.
-		gen := co.gen
-		d := co.d
-		f.addCallback(callback{fn: func() { d.callSoonThreadSafe(func() { co.wake(gen) }) }})
-		d.extRefs++
-		defer func() { d.extRefs-- }()
-	} else {
-		f.addCallback(callback{co: co, gen: co.gen})
+	f.addCallback(callback{co: co, gen: co.gen})
+	return co.park(f, co.gen)
+}
+
+// park switches back to the loop until wake(gen). f, if not nil, is the
+// future waited for (Cancel and Close look at it).
+func (co *Coro) park(f futureBase, gen uint32) error {
+	if co.stopped {
+		co.stopSeen++
+		if co.stopSeen > 1 {
+			panic(errUnwind)
+		}
+		return ErrClosed
+	}
+	if co.d.current != co {
+		panic("asyncdispatch: Await called with a Coro that is not the running coroutine")
 	}
 	co.waiting = f
 	co.mode = coroSuspended
@@ -317,12 +358,14 @@ func (co *Coro) suspend(f futureBase) error {
 	if !ok || co.stopped {
 		co.stopped = true
 		co.stopSeen++
-		f.removeWaiter(co, co.gen-1)
+		if f != nil {
+			f.removeWaiter(co, gen)
+		}
 		return ErrClosed
 	}
 	if co.cancelReq {
 		co.cancelReq = false
-		if !f.Finished() {
+		if f == nil || !f.Finished() {
 			return ErrCancelled
 		}
 	}

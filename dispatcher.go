@@ -18,7 +18,7 @@ import (
 // callback and async procedure body runs on that goroutine, one at a time,
 // so none of them needs a lock. Every method must be called on that
 // goroutine, except the doors meant for other goroutines: CallSoonThreadSafe,
-// Future.CompleteFrom/FailFrom, AsyncEvent.Trigger, Go and Result.Wait.
+// Future.CompleteFrom/FailFrom, AsyncEvent.Trigger and Future.Wait.
 // Several dispatchers on several goroutines run independently.
 type Dispatcher struct {
 	// poller is the OS readiness backend (epoll on Linux).
@@ -68,6 +68,12 @@ type Dispatcher struct {
 	inProgress map[any]*FutureInfo
 	// epoch is the zero of the loop's monotonic clock.
 	epoch time.Time
+	// atClose holds what teardown must release that is not in the fd
+	// table (outstanding Go calls, signal forwarders; goroutine.go,
+	// signal.go): teardown runs each once, after the descriptors are
+	// closed and before done is closed. An owner that finishes first
+	// deletes its entry by its key.
+	atClose map[any]func()
 }
 
 // NewDispatcher creates a dispatcher with its own epoll instance.
@@ -225,6 +231,13 @@ func (d *Dispatcher) teardown() error {
 	}
 	d.idle = nil
 	d.closeFDs()
+	for len(d.atClose) > 0 {
+		fns := d.atClose
+		d.atClose = nil
+		for _, fn := range fns {
+			fn()
+		}
+	}
 	for {
 		t := d.timers.Pop()
 		if t == nil {

@@ -45,6 +45,12 @@ type fdState struct {
 	// closer runs when the dispatcher closes an owned fd (events use it to
 	// release more than the fd).
 	closer func()
+	// counted: the fd is counted in d.nactive. recount brings it up to
+	// date after every change to the lists, except while dispatchEvent
+	// has a list detached (busy), which recounts when it is done; so a
+	// callback that adds a callback to, or unregisters, its own fd keeps
+	// the count right.
+	counted, busy bool
 }
 
 // waiter is a user callback or a pending operation of the package.
@@ -65,6 +71,21 @@ type ioOp interface {
 }
 
 func (s *fdState) active() bool { return len(s.readers) > 0 || len(s.writers) > 0 }
+
+// recount makes s.counted (and so d.nactive) agree with s.active().
+func (d *Dispatcher) recount(s *fdState) {
+	if s.busy {
+		return
+	}
+	if a := s.active(); a != s.counted {
+		s.counted = a
+		if a {
+			d.nactive++
+		} else {
+			d.nactive--
+		}
+	}
+}
 
 func (s *fdState) token() uint64 { return uint64(s.fd) | uint64(s.gen)<<32 }
 
@@ -127,7 +148,8 @@ func (d *Dispatcher) Unregister(fd AsyncFD) error {
 // unregister aborts pending operations with err, removes interest and
 // frees the slot. The descriptor is still open when the aborts run.
 func (d *Dispatcher) unregister(s *fdState, err error) {
-	if s.active() {
+	if s.counted {
+		s.counted = false
 		d.nactive--
 	}
 	rs, ws := s.readers, s.writers
@@ -180,9 +202,6 @@ func (d *Dispatcher) addWaiter(fd AsyncFD, dir poller.Interest, w waiter) error 
 	if s == nil {
 		return fmt.Errorf("%w (fd %d)", ErrNotRegistered, fd)
 	}
-	if !s.active() {
-		d.nactive++
-	}
 	if dir == poller.Read {
 		s.readers = append(s.readers, w)
 	} else {
@@ -195,13 +214,11 @@ func (d *Dispatcher) addWaiter(fd AsyncFD, dir poller.Interest, w waiter) error 
 			} else {
 				s.writers = s.writers[:len(s.writers)-1]
 			}
-			if !s.active() {
-				d.nactive--
-			}
 			return err
 		}
 		s.armed |= dir
 	}
+	d.recount(s)
 	return nil
 }
 
@@ -218,11 +235,8 @@ func (d *Dispatcher) removeOp(fd AsyncFD, dir poller.Interest, op ioOp) bool {
 	}
 	for i, w := range *list {
 		if w.op == op {
-			was := s.active()
 			*list = append((*list)[:i:i], (*list)[i+1:]...)
-			if was && !s.active() {
-				d.nactive--
-			}
+			d.recount(s)
 			return true
 		}
 	}
@@ -239,7 +253,7 @@ func (d *Dispatcher) dispatchEvent(ev poller.Event) {
 	if s == nil || s.gen != uint32(ev.Token>>32) {
 		return // stale: closed, or closed and reused since
 	}
-	was := s.active()
+	s.busy = true
 	if ev.Ready&poller.Read != 0 {
 		if len(s.readers) > 0 {
 			d.runList(s, &s.readers)
@@ -275,11 +289,8 @@ func (d *Dispatcher) dispatchEvent(ev poller.Event) {
 		d.poller.Set(s.fd, s.token(), s.armed, want)
 		s.armed = want
 	}
-	if was && !s.active() {
-		d.nactive--
-	} else if !was && s.active() {
-		d.nactive++
-	}
+	s.busy = false
+	d.recount(s)
 }
 
 // runList runs the callbacks in *list in order until one is not done; it

@@ -11,7 +11,8 @@ import (
 //
 //  1. refuse to run nested, closed, or with nothing pending (ErrNoWork);
 //  2. fire the timers that are due;
-//  3. wait for I/O: not at all if callbacks are queued, else until the
+//  3. wait for I/O: not at all if callbacks are queued or timers fired in
+//     step 2, else until the
 //     earliest timer or the caller's timeout, whichever is first — a
 //     negative timeout still honours timers (Nim #14525 fixed);
 //  4. run the callbacks of the descriptors that became ready, directly
@@ -70,10 +71,12 @@ func (d *Dispatcher) runOnce(timeout time.Duration) (err error) {
 			d.checkErr = d.checkErr[1:]
 		}
 	}()
-	d.fireTimers()
+	fired := d.fireTimers()
 	d.takeRemote()
 	wait := timeout
-	if d.ready.len() > 0 {
+	// Timers that fired count as this round's wakeup: do not block after
+	// them even if they queued nothing.
+	if d.ready.len() > 0 || fired > 0 {
 		wait = 0
 	} else if t := d.timers.Peek(); t != nil {
 		until := time.Duration(t.When - d.now())

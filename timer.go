@@ -102,9 +102,9 @@ func (t *Timer) Stop() bool {
 // before they run, so callbacks may add and stop timers freely. A timer
 // added while firing with a deadline already due waits for the next round
 // (snapshot of the due count, as Nim's processTimers).
-func (d *Dispatcher) fireTimers() {
+func (d *Dispatcher) fireTimers() (fired int) {
 	if d.timers.Len() == 0 {
-		return
+		return 0
 	}
 	now := d.now()
 	for n := d.timers.Len(); n > 0; n-- {
@@ -113,6 +113,7 @@ func (d *Dispatcher) fireTimers() {
 			return
 		}
 		d.timers.Pop()
+		fired++
 		switch x := t.Arg.(type) {
 		case *sleeper:
 			x.fut.tryComplete(Void{})
@@ -120,6 +121,7 @@ func (d *Dispatcher) fireTimers() {
 			d.fireTimer(x, now)
 		}
 	}
+	return fired
 }
 
 func (d *Dispatcher) fireTimer(t *Timer, now int64) {

@@ -1,0 +1,270 @@
+package asyncdispatch_test
+
+import (
+	"errors"
+	"sort"
+	"testing"
+	"time"
+
+	ad "github.com/asyncdispatch/asyncdispatch"
+)
+
+// §8: never synchronous, never early, deadline order, ties in creation
+// order, all due timers complete in one poll.
+func TestSleepAsyncSemantics(t *testing.T) {
+	d := newD(t)
+	z := d.SleepAsync(0)
+	if z.Finished() {
+		t.Fatal("SleepAsync(0) completed synchronously")
+	}
+	d.Poll(0)
+	if !z.Finished() {
+		t.Fatal("SleepAsync(0) not done after one poll")
+	}
+	var order []int
+	durs := []time.Duration{30, 10, 20, 10, 0, 20}
+	starts := make([]time.Time, len(durs))
+	var futs []*ad.Future[ad.Void]
+	for i, ms := range durs {
+		starts[i] = time.Now()
+		f := d.SleepAsync(ms * time.Millisecond)
+		f.AddCallback(func() {
+			if el := time.Since(starts[i]); el < durs[i]*time.Millisecond {
+				t.Errorf("timer %d fired early: %v < %v", i, el, durs[i]*time.Millisecond)
+			}
+			order = append(order, i)
+		})
+		futs = append(futs, f)
+	}
+	ad.WaitFor(ad.All(futs...))
+	if got := joinInts(order); got != "4 1 3 2 5 0" {
+		t.Fatalf("order %s", got)
+	}
+	// p07: 100 timers expired at the start of a poll complete in it.
+	var many []*ad.Future[ad.Void]
+	for i := 0; i < 100; i++ {
+		many = append(many, d.SleepAsync(0))
+	}
+	d.Poll(0)
+	for _, f := range many {
+		if !f.Finished() {
+			t.Fatal("due timer left for a later poll")
+		}
+	}
+}
+
+// Equal deadlines fire in creation order even when the clock reading is
+// identical (the heap's sequence number, not the time, breaks the tie).
+func TestEqualDeadlinesFIFO(t *testing.T) {
+	d := newD(t)
+	var order []int
+	for i := 0; i < 1000; i++ {
+		d.SleepAsync(5 * time.Millisecond).AddCallback(func() { order = append(order, i) })
+	}
+	d.Drain(5 * time.Second)
+	if !sort.IntsAreSorted(order) || len(order) != 1000 {
+		t.Fatal("timers with equal durations fired out of creation order")
+	}
+}
+
+// Precision: median overshoot small when idle, never early.
+func TestSleepPrecision(t *testing.T) {
+	d := newD(t)
+	var over []time.Duration
+	for i := 0; i < 20; i++ {
+		start := time.Now()
+		ad.WaitFor(d.SleepAsync(5 * time.Millisecond))
+		el := time.Since(start)
+		if el < 5*time.Millisecond {
+			t.Fatalf("early: %v", el)
+		}
+		over = append(over, el-5*time.Millisecond)
+	}
+	sort.Slice(over, func(i, j int) bool { return over[i] < over[j] })
+	if med := over[len(over)/2]; med > 20*time.Millisecond {
+		t.Fatalf("median overshoot %v", med)
+	}
+}
+
+// §9: AddTimer's bool protocol: a repeating timer returning false 3× then
+// true fires exactly 4 times; a oneshot fires once whatever it returns.
+func TestAddTimerProtocol(t *testing.T) {
+	d := newD(t)
+	n := 0
+	start := time.Now()
+	if _, err := d.AddTimer(20*time.Millisecond, false, func(fd ad.AsyncFD) bool {
+		if fd != ad.InvalidFD {
+			t.Errorf("fd %d", fd)
+		}
+		n++
+		return n == 4
+	}); err != nil {
+		t.Fatal(err)
+	}
+	one := 0
+	d.AddTimer(10*time.Millisecond, true, func(ad.AsyncFD) bool { one++; return false })
+	d.Drain(5 * time.Second)
+	if n != 4 || one != 1 {
+		t.Fatalf("repeating fired %d, oneshot %d", n, one)
+	}
+	if el := time.Since(start); el < 80*time.Millisecond {
+		t.Fatalf("4 ticks of 20ms in %v", el)
+	}
+	if d.HasPendingOperations() {
+		t.Fatal("finished timers still pending")
+	}
+	// Stop.
+	tm, _ := d.AddTimer(time.Hour, false, func(ad.AsyncFD) bool { return false })
+	if !tm.Stop() || tm.Stop() || d.HasPendingOperations() {
+		t.Fatal("Stop")
+	}
+	// Bad input.
+	if _, err := d.AddTimer(-time.Second, true, func(ad.AsyncFD) bool { return true }); !errors.Is(err, ad.ErrNegative) {
+		t.Fatal(err)
+	}
+	if _, err := d.AddTimer(0, false, func(ad.AsyncFD) bool { return true }); !errors.Is(err, ad.ErrNegative) {
+		t.Fatal(err)
+	}
+	if _, err := d.AddTimer(time.Second, true, nil); !errors.Is(err, ad.ErrNilCallback) {
+		t.Fatal(err)
+	}
+}
+
+// One million concurrent SleepAsync timers.
+func TestMillionTimers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	d := newD(t)
+	const n = 1_000_000
+	fired := 0
+	cb := func() { fired++ }
+	for i := 0; i < n; i++ {
+		d.SleepAsync(time.Duration(i%1000) * time.Microsecond).AddCallback(cb)
+	}
+	if err := d.Drain(60 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if fired != n {
+		t.Fatalf("fired %d of %d", fired, n)
+	}
+}
+
+// §10 + PR #25567: WithTimeout's three outcomes; the losing timer leaves
+// the queue at once; the inner future keeps its callbacks.
+func TestWithTimeout(t *testing.T) {
+	d := newD(t)
+	fast := d.SleepAsync(5 * time.Millisecond)
+	kept := false
+	fast.AddCallback(func() { kept = true })
+	ok, err := ad.WaitFor(ad.WithTimeout(fast, time.Hour))
+	if !ok || err != nil || !kept {
+		t.Fatalf("fast: %v %v kept=%v", ok, err, kept)
+	}
+	if d.HasPendingOperations() {
+		t.Fatal("the losing timer lingers")
+	}
+	slow := d.SleepAsync(time.Hour)
+	ok, err = ad.WaitFor(ad.WithTimeout(slow, 10*time.Millisecond))
+	if ok || err != nil {
+		t.Fatalf("slow: %v %v", ok, err)
+	}
+	if slow.Finished() {
+		t.Fatal("WithTimeout cancelled the operation (Nim does not)")
+	}
+	slow.Cancel()
+	boom := errors.New("boom")
+	failing := ad.Async(d, func(co *ad.Coro) (int, error) {
+		ad.Await(co, d.SleepAsync(time.Millisecond))
+		return 0, boom
+	})
+	if _, err := ad.WaitFor(ad.WithTimeout(failing, time.Hour)); !errors.Is(err, boom) {
+		t.Fatalf("failing: %v", err)
+	}
+	pending := ad.NewFuture[int](d, "pending")
+	if ok, err := ad.WaitFor(ad.WithTimeout(pending, 0)); ok || err != nil {
+		t.Fatal("WithTimeout(pending, 0)")
+	}
+	pending.Cancel()
+}
+
+// §11: All in argument order, first failure wins, empty completes at once,
+// duplicates allowed, concurrent.
+func TestAll(t *testing.T) {
+	d := newD(t)
+	mk := func(ms int, v int) *ad.Future[int] {
+		return ad.Async(d, func(co *ad.Coro) (int, error) {
+			ad.Await(co, d.SleepAsync(time.Duration(ms)*time.Millisecond))
+			return v, nil
+		})
+	}
+	a, b := mk(30, 1), mk(10, 2)
+	start := time.Now()
+	vals, err := ad.WaitFor(ad.All(a, b, a))
+	if err != nil || joinInts(vals) != "1 2 1" {
+		t.Fatal(vals, err)
+	}
+	if el := time.Since(start); el > 500*time.Millisecond {
+		t.Fatalf("not concurrent: %v", el)
+	}
+	empty := ad.All[int]()
+	if v, err := empty.Read(); err != nil || len(v) != 0 {
+		t.Fatal("empty All")
+	}
+	e1, e2 := errors.New("first"), errors.New("second")
+	fail := func(ms int, e error) *ad.Future[int] {
+		return ad.Async(d, func(co *ad.Coro) (int, error) {
+			ad.Await(co, d.SleepAsync(time.Duration(ms)*time.Millisecond))
+			return 0, e
+		})
+	}
+	if _, err := ad.WaitFor(ad.All(fail(20, e2), fail(5, e1), mk(1, 0))); !errors.Is(err, e1) {
+		t.Fatalf("first failure: %v", err)
+	}
+	d.Drain(time.Second)
+	// Inputs keep their callbacks.
+	c := ad.NewFuture[int](d, "c")
+	kept := false
+	c.AddCallback(func() { kept = true })
+	all := ad.All(c)
+	c.Complete(3)
+	ad.WaitFor(all)
+	if !kept {
+		t.Fatal("All dropped a callback")
+	}
+}
+
+// §11: And / Or.
+func TestAndOr(t *testing.T) {
+	d := newD(t)
+	slow, fast := d.SleepAsync(30*time.Millisecond), d.SleepAsync(5*time.Millisecond)
+	kept := 0
+	slow.AddCallback(func() { kept++ })
+	fast.AddCallback(func() { kept++ })
+	start := time.Now()
+	if _, err := ad.WaitFor(ad.Or(slow, fast)); err != nil || time.Since(start) > 25*time.Millisecond && slow.Finished() == false && !fast.Finished() {
+		t.Fatal(err)
+	}
+	if !fast.Finished() || slow.Finished() {
+		t.Fatal("Or did not finish with the first")
+	}
+	if _, err := ad.WaitFor(ad.And(slow, fast)); err != nil || !slow.Finished() {
+		t.Fatal("And", err)
+	}
+	d.Poll(0)
+	if kept != 2 {
+		t.Fatalf("And/Or dropped callbacks: %d", kept)
+	}
+	boom := errors.New("boom")
+	bad := ad.NewFuture[int](d, "bad")
+	never := ad.NewFuture[string](d, "never")
+	and := ad.And(never, bad)
+	or := ad.Or(never, bad)
+	bad.Fail(boom)
+	d.Poll(0)
+	if !errors.Is(and.Err(), boom) || !errors.Is(or.Err(), boom) {
+		t.Fatal(and.Err(), or.Err())
+	}
+	never.Cancel()
+	d.Drain(time.Second)
+}

@@ -139,7 +139,7 @@ func (c *asyncCall[T]) cancel() bool {
 			// cancelled: stop waiting for it.
 			gen := co.gen
 			if w != nil {
-				w.removeWaiter(co, gen)
+				w.removeWaiter(co)
 			}
 			co.d.ready.push(entry{fn: func() { co.wake(gen) }})
 		}
@@ -240,6 +240,14 @@ func (d *Dispatcher) dropCoro(co *Coro) {
 	}
 }
 
+// resumeFrom resumes co if it is still suspended waiting for f.
+func (co *Coro) resumeFrom(f futureBase) {
+	if co.mode != coroSuspended || co.waiting != f {
+		return
+	}
+	co.d.switchTo(co)
+}
+
 // wake resumes co if it is still suspended in the wait numbered gen.
 func (co *Coro) wake(gen uint32) {
 	if co.mode != coroSuspended || co.gen != gen {
@@ -332,7 +340,7 @@ func (co *Coro) suspend(f futureBase) error {
 	if co.d.current != co {
 		panic("asyncdispatch: Await called with a Coro that is not the running coroutine")
 	}
-	f.addCallback(callback{co: co, gen: co.gen})
+	f.addCallback(callback{co: co})
 	return co.park(f, co.gen)
 }
 
@@ -359,7 +367,7 @@ func (co *Coro) park(f futureBase, gen uint32) error {
 		co.stopped = true
 		co.stopSeen++
 		if f != nil {
-			f.removeWaiter(co, gen)
+			f.removeWaiter(co)
 		}
 		return ErrClosed
 	}

@@ -70,11 +70,19 @@ type Dispatcher struct {
 	epoch time.Time
 	// atClose holds what teardown must release that is not in the fd
 	// table (outstanding Go calls, signal forwarders; goroutine.go,
-	// signal.go): teardown runs each once, after the descriptors are
-	// closed and before done is closed. An owner that finishes first
-	// deletes its entry by its key.
-	atClose map[any]func()
+	// signal.go), under a key of its owner's choosing, so the owner can
+	// find its entry again and delete it when it finishes first. teardown
+	// calls dispatcherClosed on each once, after closing the descriptors
+	// and before closing done.
+	atClose map[any]closeHook
+	// sock is the socket layer's state (socket.go): the accept error
+	// handler, listeners backing off after EMFILE (accept.go), and the
+	// resolver and Happy Eyeballs settings tests replace.
+	sock sockState
 }
+
+// closeHook is an entry of Dispatcher.atClose.
+type closeHook interface{ dispatcherClosed() }
 
 // NewDispatcher creates a dispatcher with its own epoll instance.
 func NewDispatcher() (*Dispatcher, error) {
@@ -232,10 +240,10 @@ func (d *Dispatcher) teardown() error {
 	d.idle = nil
 	d.closeFDs()
 	for len(d.atClose) > 0 {
-		fns := d.atClose
+		hooks := d.atClose
 		d.atClose = nil
-		for _, fn := range fns {
-			fn()
+		for _, h := range hooks {
+			h.dispatcherClosed()
 		}
 	}
 	for {

@@ -14,16 +14,8 @@ import (
 
 // Events (Nim's AsyncEvent, shared/nim-semantics.md §17).
 //
-// Name map for doc.go. Nim overloads `unregister` for descriptors and
-// events; Go cannot, so they get two names:
-//
-//	Nim                      Go
-//	newAsyncEvent()          NewAsyncEvent()
-//	trigger(ev)              (*AsyncEvent).Trigger()
-//	addEvent(ev, cb)         (*Dispatcher).AddEvent(ev, cb), AddEvent(ev, cb)
-//	unregister(ev)           (*Dispatcher).UnregisterEvent(ev), (*AsyncEvent).Unregister(), UnregisterEvent(ev)
-//	unregister(fd)           (*Dispatcher).Unregister(fd), Unregister(fd)
-//	close(ev)                (*AsyncEvent).Close() — unregisters first (Nim PR #4694)
+// The Nim names map to these as listed in doc.go (unregister(ev) is
+// UnregisterEvent / AsyncEvent.Unregister, since Go cannot overload).
 //
 // What must stay true:
 //   - the eventfd is the counter of triggers not yet seen by a callback:

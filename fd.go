@@ -316,6 +316,11 @@ func (d *Dispatcher) runList(s *fdState, list *[]waiter) {
 		}
 		if i < len(cur) {
 			*list = append(cur[i:len(cur):len(cur)], *list...)
+		} else if *list == nil {
+			// All ran and none was added: keep the array for the next
+			// wait, so a wait costs no allocation of the list.
+			clear(cur)
+			*list = cur[:0]
 		}
 	}()
 	for i < len(cur) {

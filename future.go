@@ -39,29 +39,37 @@ type Future[T any] struct {
 	// Await, AsyncCheck, a combinator); an unseen failure is reported
 	// (see SetUnhandledErrorHandler).
 	seen  bool
-	note  *failNote
 	value T
 	err   error
 	// cb0 is the first callback, inline: most futures have exactly one
 	// (the coroutine awaiting them), which then costs no allocation.
-	cb0  callback
-	more *[]callback
+	cb0 callback
 	// src is what will complete the future, if the package made it (an
 	// async procedure, a timer, a socket operation): it names the
 	// creating procedure and knows how to cancel the operation.
 	src  source
 	name string
+	// dbg holds what the common future does not need — callbacks beyond
+	// the first, the first completion's site, the unseen-failure note —
+	// so the common future stays small (96 bytes for Future[int]).
+	dbg *futureDebug
+}
+
+type futureDebug struct {
+	// more are the callbacks after cb0, in order.
+	more []callback
 	// site is the pc of the first completion, for the double-completion
-	// report.
+	// report (recorded while tracking is on).
 	site uintptr
+	note *failNote
 }
 
 // callback is a function or a suspended coroutine (resumed only if it is
-// still waiting for this future: gen must match).
+// still waiting for this very future; a coroutine that stopped waiting
+// early — cancelled, closed — removes itself with removeWaiter).
 type callback struct {
-	fn  func()
-	co  *Coro
-	gen uint32
+	fn func()
+	co *Coro
 }
 
 // source is the producer side of a future made by the package.
@@ -209,10 +217,13 @@ func (f *Future[T]) finish() {
 	d := f.d
 	if d.tracking {
 		d.untrack(f)
-		if f.site == 0 {
+		if f.dbg == nil {
+			f.dbg = &futureDebug{}
+		}
+		if f.dbg.site == 0 {
 			var pcs [1]uintptr
 			runtime.Callers(3, pcs[:])
-			f.site = pcs[0]
+			f.dbg.site = pcs[0]
 		}
 	}
 	if f.cb0.fn != nil || f.cb0.co != nil {
@@ -232,8 +243,8 @@ func (f *Future[T]) doubleCompletion(skip int) {
 	} else {
 		fmt.Fprintf(&b, "  Error: %v\n", f.err)
 	}
-	if f.site != 0 {
-		fr, _ := runtime.CallersFrames([]uintptr{f.site}).Next()
+	if f.dbg != nil && f.dbg.site != 0 {
+		fr, _ := runtime.CallersFrames([]uintptr{f.dbg.site}).Next()
 		fmt.Fprintf(&b, "  First completion at: %s:%d %s\n", fr.File, fr.Line, fr.Function)
 	} else {
 		b.WriteString("  First completion at: unknown (enable tracking with SetTracking(true) to record it)\n")
@@ -264,65 +275,65 @@ func (f *Future[T]) AddCallback(cb func()) {
 
 func (f *Future[T]) addCallback(c callback) {
 	if f.state != pending {
-		f.d.ready.push(entry{fn: c.call})
+		f.d.ready.push(entry{fn: func() { c.call(f) }})
 		return
 	}
 	if f.cb0.fn == nil && f.cb0.co == nil {
 		f.cb0 = c
 		return
 	}
-	if f.more == nil {
-		f.more = new([]callback)
+	if f.dbg == nil {
+		f.dbg = &futureDebug{}
 	}
-	*f.more = append(*f.more, c)
+	f.dbg.more = append(f.dbg.more, c)
 }
 
 // removeWaiter drops a coroutine's resumption (when it stops waiting
 // because it was cancelled or the dispatcher closed).
-func (f *Future[T]) removeWaiter(co *Coro, gen uint32) {
-	if f.cb0.co == co && f.cb0.gen == gen {
+func (f *Future[T]) removeWaiter(co *Coro) {
+	if f.cb0.co == co {
 		f.cb0 = callback{}
-		if f.more != nil && len(*f.more) > 0 {
-			f.cb0 = (*f.more)[0]
-			*f.more = (*f.more)[1:]
+		if f.dbg != nil && len(f.dbg.more) > 0 {
+			f.cb0 = f.dbg.more[0]
+			f.dbg.more = f.dbg.more[1:]
 		}
 		return
 	}
-	if f.more != nil {
-		m := *f.more
+	if f.dbg != nil {
+		m := f.dbg.more
 		for i := range m {
-			if m[i].co == co && m[i].gen == gen {
-				*f.more = append(m[:i:i], m[i+1:]...)
+			if m[i].co == co {
+				f.dbg.more = append(m[:i:i], m[i+1:]...)
 				return
 			}
 		}
 	}
 }
 
-func (c callback) call() {
+func (c callback) call(f futureBase) {
 	if c.co != nil {
-		c.co.wake(c.gen)
+		c.co.resumeFrom(f)
 		return
 	}
 	c.fn()
 }
 
 func (f *Future[T]) hasCallbacks() bool {
-	return f.cb0.fn != nil || f.cb0.co != nil || (f.more != nil && len(*f.more) > 0)
+	return f.cb0.fn != nil || f.cb0.co != nil || (f.dbg != nil && len(f.dbg.more) > 0)
 }
 
 func (f *Future[T]) runCallbacks() {
 	if c := f.cb0; c.fn != nil || c.co != nil {
 		f.cb0 = callback{}
-		c.call()
+		c.call(f)
 	}
-	if f.more != nil {
-		for len(*f.more) > 0 {
-			c := (*f.more)[0]
-			*f.more = (*f.more)[1:]
-			c.call()
+	if f.dbg != nil {
+		for len(f.dbg.more) > 0 {
+			c := f.dbg.more[0]
+			f.dbg.more = f.dbg.more[1:]
+			c.call(f)
 		}
-		f.more = nil
+		f.dbg.more = nil
 	}
 }
 
@@ -333,7 +344,7 @@ type futureBase interface {
 	Cancel() bool
 	errOrNil() error
 	addCallback(callback)
-	removeWaiter(co *Coro, gen uint32)
+	removeWaiter(co *Coro)
 	dispatcher() *Dispatcher
 }
 
@@ -346,8 +357,8 @@ func (f *Future[T]) dispatcher() *Dispatcher { return f.d }
 
 func (f *Future[T]) markSeen() {
 	f.seen = true
-	if f.note != nil {
-		f.note.seen.Store(true)
-		f.note = nil
+	if f.dbg != nil && f.dbg.note != nil {
+		f.dbg.note.seen.Store(true)
+		f.dbg.note = nil
 	}
 }

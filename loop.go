@@ -40,8 +40,11 @@ func (d *Dispatcher) Poll(timeout time.Duration) error {
 	if err := d.enter(); err != nil {
 		return err
 	}
+	// A panic that escapes runOnce (a double completion: a broken
+	// invariant, re-panicked on purpose) must still leave the dispatcher
+	// usable and closable.
+	defer func() { d.polling = false }()
 	if !d.HasPendingOperations() {
-		d.polling = false
 		return ErrNoWork
 	}
 	err := d.runOnce(timeout)

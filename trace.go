@@ -165,7 +165,10 @@ type failNote struct {
 
 func watchUnseen[T any](f *Future[T]) {
 	n := &failNote{ue: UnhandledError{Proc: f.Proc(), Err: f.err}}
-	f.note = n
+	if f.dbg == nil {
+		f.dbg = &futureDebug{}
+	}
+	f.dbg.note = n
 	runtime.AddCleanup(f, reportUnseen, n)
 }
 

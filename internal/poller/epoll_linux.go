@@ -99,6 +99,22 @@ func (p *epoll) Wait(events []Event, timeout time.Duration) (int, error) {
 		raw = raw[:len(events)]
 	}
 	n, err := unix.EpollWait(p.epfd, raw, ms)
+	if err == unix.EINTR && ms != 0 {
+		// A signal (Go's own preemption, SIGCHLD, a Notify'd signal) is
+		// not a wakeup of the loop: wait again for the time that is left,
+		// so Poll(t) still returns only on an event or after t.
+		deadline := time.Now().Add(time.Duration(ms) * time.Millisecond)
+		for err == unix.EINTR {
+			if ms >= 0 {
+				left := time.Until(deadline)
+				if left <= 0 {
+					return 0, nil
+				}
+				ms = int((left + time.Millisecond - 1) / time.Millisecond)
+			}
+			n, err = unix.EpollWait(p.epfd, raw, ms)
+		}
+	}
 	if err != nil {
 		if err == unix.EINTR {
 			return 0, nil
@@ -110,12 +126,18 @@ func (p *epoll) Wait(events []Event, timeout time.Duration) (int, error) {
 		r := &raw[i]
 		tok := token(r)
 		if tok == wakeToken {
-			// Clear before draining: a Wake racing with us then writes
-			// again (a spurious wake at worst), never gets lost. The
-			// caller looks at its cross-goroutine queue after every Wait.
-			p.woken.Store(0)
+			// Drain, then clear. The other order loses wakes: a Wake
+			// between the clear and the drain writes, the drain eats
+			// its write, and woken stays 1 over an empty eventfd, so
+			// every later Wake skips its write and the loop sleeps
+			// through them. In this order a Wake that finds woken
+			// still set has queued its work before we return, and the
+			// caller looks at its cross-goroutine queue after every
+			// Wait; one after the clear writes (a spurious wake at
+			// worst).
 			var buf [8]byte
 			unix.Read(p.wakefd, buf[:])
+			p.woken.Store(0)
 			continue
 		}
 		e := Event{Token: tok}

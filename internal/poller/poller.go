@@ -17,7 +17,8 @@
 //	                         0: never block), fill events, return how many.
 //	                         A timeout is rounded up to the backend's
 //	                         granularity, never down, so timers never fire
-//	                         early. EINTR is an empty, successful wait.
+//	                         early. A signal interrupting the wait is not an
+//	                         event: Wait resumes waiting for the time left.
 //	Wake()                   the only method safe from other goroutines: make
 //	                         a concurrent or the next Wait return promptly.
 //	                         Wakes coalesce; the waker is drained by Wait and

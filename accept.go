@@ -1,0 +1,397 @@
+package asyncdispatch
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/asyncdispatch/asyncdispatch/internal/poller"
+)
+
+// Accepting, and surviving descriptor exhaustion.
+//
+// When accept4 fails with EMFILE (or ENFILE, ENOBUFS, ENOMEM) the
+// connection stays in the listen backlog and the listener stays readable,
+// so a loop that simply fails or retries spins at 100% CPU (Nim §14, p27;
+// gnet, evio and nbio do the same). Here such an error neither fails the
+// accept nor retries at once. What must stay true during an episode:
+//   - the pending accepts stay queued, in order, on the listener (so they
+//     still count as pending, CloseSocket and Unregister still abort them,
+//     Cancel still removes them), but the listener's read interest is
+//     disarmed: the loop sleeps;
+//   - a one-shot timer re-arms it after a back-off delay, 10 ms doubling
+//     up to 1 s; an accept that succeeds resets the delay;
+//   - CloseSocket on the dispatcher frees a descriptor, so it re-arms
+//     every backing-off listener at once (one accept4 each, no spinning:
+//     a failure starts the next, longer delay);
+//   - the episode is reported once (SetAcceptErrorHandler; the default
+//     logs), from the callback queue; it ends when the backlog has been
+//     drained (accept4 says EAGAIN), so a server that keeps hitting the
+//     limit under churn is not reported again and again.
+
+// Accept back-off bounds.
+const (
+	acceptBackoffMin = 10 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// acceptBackoff is one listener's exhaustion episode.
+type acceptBackoff struct {
+	s *fdState
+	// delay is the last back-off delay, 0 after a successful accept.
+	delay time.Duration
+	// timer is set while the listener is parked (read interest
+	// disarmed); it re-arms the listener.
+	timer *Timer
+}
+
+func (bo *acceptBackoff) parked() bool { return bo.timer != nil }
+
+// isExhaustion reports the accept errors that mean "no descriptor or
+// memory for the new connection right now".
+func isExhaustion(err error) bool {
+	return err == unix.EMFILE || err == unix.ENFILE || err == unix.ENOBUFS || err == unix.ENOMEM
+}
+
+// AcceptResult is a connection accepted by AcceptAddr.
+type AcceptResult struct {
+	// Address is the peer's address without the port, as Nim formats it:
+	// "127.0.0.1", "::1", an IPv4-mapped peer of a dual-stack listener as
+	// plain IPv4 ("127.0.0.1"), and "unix" for an AF_UNIX peer.
+	Address string
+	// Client is the connected socket, registered with the dispatcher (and
+	// owned by it), non-blocking, close-on-exec unless inheritable.
+	Client AsyncFD
+}
+
+// acceptCore is what AcceptAddr and Accept share.
+type acceptCore struct {
+	d           *Dispatcher
+	fd          AsyncFD
+	s           *fdState // the listener's registration when the op started
+	flags       SocketFlag
+	inheritable bool
+}
+
+// step accepts one connection. again means nothing can be accepted now:
+// the backlog is empty (EAGAIN) or the listener is backing off; otherwise
+// either client is registered or err is the accept's error.
+func (c *acceptCore) step(rsa *unix.RawSockaddrAny, alen *uint32) (client AsyncFD, again bool, err error) {
+	d := c.d
+	bo := d.sock.backoff[c.s]
+	if bo != nil && bo.parked() {
+		return InvalidFD, true, nil
+	}
+	flags := unix.SOCK_NONBLOCK
+	if !c.inheritable {
+		flags |= unix.SOCK_CLOEXEC
+	}
+	for {
+		if alen != nil {
+			*alen = unix.SizeofSockaddrAny
+		}
+		nfd, err := sysAccept4(int(c.fd), rsa, alen, flags)
+		switch {
+		case err == nil:
+			if bo != nil {
+				bo.delay = 0
+			}
+			if _, err := d.register(AsyncFD(nfd), true); err != nil {
+				unix.Close(nfd)
+				return InvalidFD, false, err
+			}
+			return AsyncFD(nfd), false, nil
+		case err == unix.EAGAIN:
+			if bo != nil {
+				// Backlog drained: the episode is over.
+				delete(d.sock.backoff, c.s)
+			}
+			return InvalidFD, true, nil
+		case err == unix.ECONNABORTED:
+			// The connection died in the backlog: take the next (Go's
+			// net does the same).
+			continue
+		case c.flags&SafeDisconn != 0 && isDisconn(err):
+			continue // Nim retries these with SafeDisconn
+		case isExhaustion(err):
+			d.parkListener(c.s, err)
+			return InvalidFD, true, nil
+		}
+		return InvalidFD, false, os.NewSyscallError("accept4", err)
+	}
+}
+
+// parkListener starts or continues an exhaustion episode on s: disarm the
+// read interest and re-arm it after the next back-off delay.
+func (d *Dispatcher) parkListener(s *fdState, err error) {
+	d.sock.acceptRetries++
+	if d.sock.backoff == nil {
+		d.sock.backoff = make(map[*fdState]*acceptBackoff)
+	}
+	bo := d.sock.backoff[s]
+	if bo == nil {
+		// Forget listeners that went away without CloseSocket.
+		for k := range d.sock.backoff {
+			if d.lookup(AsyncFD(k.fd)) != k {
+				d.forgetListener(k)
+			}
+		}
+		bo = &acceptBackoff{s: s}
+		d.sock.backoff[s] = bo
+		fd := AsyncFD(s.fd)
+		serr := os.NewSyscallError("accept4", err)
+		d.CallSoon(func() { d.reportAcceptError(fd, serr) })
+	}
+	switch {
+	case bo.delay == 0:
+		bo.delay = acceptBackoffMin
+	case bo.delay < acceptBackoffMax:
+		bo.delay = min(2*bo.delay, acceptBackoffMax)
+	}
+	d.disarmRead(s)
+	if bo.timer != nil {
+		bo.timer.Stop()
+	}
+	bo.timer, _ = d.AddTimer(bo.delay, true, func(AsyncFD) bool {
+		bo.timer = nil
+		d.unparkListener(bo)
+		return true
+	})
+}
+
+// unparkListener lets a backing-off listener's accepts try again.
+func (d *Dispatcher) unparkListener(bo *acceptBackoff) {
+	if bo.timer != nil {
+		bo.timer.Stop()
+		bo.timer = nil
+	}
+	s := bo.s
+	if d.lookup(AsyncFD(s.fd)) != s {
+		d.forgetListener(s)
+		return
+	}
+	if len(s.readers) > 0 && s.armed&poller.Read == 0 {
+		if d.poller.Set(s.fd, s.token(), s.armed, s.armed|poller.Read) != nil {
+			// Could not re-arm (out of memory?): wait another round.
+			d.parkListener(s, unix.ENOMEM)
+			return
+		}
+		s.armed |= poller.Read
+	}
+}
+
+// wakeListeners re-arms every listener that is backing off (a descriptor
+// was just freed).
+func (d *Dispatcher) wakeListeners() {
+	for _, bo := range d.sock.backoff {
+		if bo.parked() {
+			d.unparkListener(bo)
+		}
+	}
+}
+
+// forgetListener ends s's episode, if any (s is being closed).
+func (d *Dispatcher) forgetListener(s *fdState) {
+	bo := d.sock.backoff[s]
+	if bo == nil {
+		return
+	}
+	if bo.timer != nil {
+		bo.timer.Stop()
+		bo.timer = nil
+	}
+	delete(d.sock.backoff, s)
+}
+
+// disarmRead removes s's read interest while its readers stay queued.
+// dispatchEvent keeps what it finds in s.armed, so this holds even when
+// called from a ready callback of s.
+func (d *Dispatcher) disarmRead(s *fdState) {
+	if s.armed&poller.Read != 0 {
+		d.poller.Set(s.fd, s.token(), s.armed, s.armed&^poller.Read)
+		s.armed &^= poller.Read
+	}
+}
+
+// cancelAccept is the shared part of cancelling an accept: leave the
+// listener's list, and stop a back-off timer nobody waits for any more.
+func (c *acceptCore) cancelAccept(op ioOp) {
+	d := c.d
+	d.removeOp(c.fd, poller.Read, op)
+	if bo := d.sock.backoff[c.s]; bo != nil && bo.parked() && len(c.s.readers) == 0 {
+		bo.timer.Stop()
+		bo.timer = nil
+	}
+}
+
+// abortAccept: the listener was unregistered or closed.
+func (c *acceptCore) abortAccept() {
+	if c.d.lookup(c.fd) != c.s {
+		c.d.forgetListener(c.s)
+	}
+}
+
+// queue puts an accept on the listener's list; a backing-off listener
+// stays disarmed.
+func (c *acceptCore) queue(op ioOp) error {
+	d := c.d
+	if err := d.addWaiter(c.fd, poller.Read, waiter{op: op}); err != nil {
+		return err
+	}
+	if bo := d.sock.backoff[c.s]; bo != nil && bo.parked() {
+		d.disarmRead(c.s)
+	}
+	return nil
+}
+
+func (c *acceptCore) init(d *Dispatcher, fd AsyncFD, flags SocketFlag, inheritable bool) error {
+	c.d, c.fd, c.flags, c.inheritable = d, fd, flags, inheritable
+	s, err := d.sockFD(fd)
+	c.s = s
+	return err
+}
+
+// acceptAddrOp is a pending AcceptAddr; the peer's address is received
+// into the operation.
+type acceptAddrOp struct {
+	fut Future[AcceptResult]
+	acceptCore
+	rsa  unix.RawSockaddrAny
+	alen uint32
+}
+
+func (op *acceptAddrOp) procName() string { return "AcceptAddr" }
+func (op *acceptAddrOp) cancel() bool     { op.cancelAccept(op); return true }
+func (op *acceptAddrOp) abort(err error) {
+	op.fut.tryFail(err)
+	op.abortAccept()
+}
+
+func (op *acceptAddrOp) ready(AsyncFD) bool {
+	if op.fut.state != pending {
+		return true
+	}
+	client, again, err := op.step(&op.rsa, &op.alen)
+	if again {
+		return false
+	}
+	if err != nil {
+		op.fut.tryFail(err)
+		return true
+	}
+	addr, err := addrString(&op.rsa)
+	if err != nil {
+		op.d.CloseSocket(client)
+		op.fut.tryFail(err)
+		return true
+	}
+	op.fut.tryComplete(AcceptResult{Address: addr, Client: client})
+	return true
+}
+
+// addrString formats a peer address as Nim's getAddrString does.
+func addrString(rsa *unix.RawSockaddrAny) (string, error) {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrFrom4(p.Addr).String(), nil
+	case unix.AF_INET6:
+		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		return netip.AddrFrom16(p.Addr).Unmap().String(), nil
+	case unix.AF_UNIX:
+		return "unix", nil
+	}
+	return "", fmt.Errorf("asyncdispatch: unknown socket family %d in getAddrString", rsa.Addr.Family)
+}
+
+// AcceptAddr accepts a connection on the listening socket fd and completes
+// with the peer's address string and the new socket (Nim's acceptAddr; the
+// address formats are those of AcceptResult). The new socket is registered
+// with the dispatcher, non-blocking (Nim leaves it blocking, so one large
+// send could freeze the loop) and close-on-exec unless inheritable.
+//
+// AcceptAddr tries accept4 at once, as Recv does (see socket.go); pending
+// accepts on one listener complete in the order they were issued.
+// ECONNABORTED is retried, and with SafeDisconn so are ECONNRESET, EPIPE
+// and ENETRESET. When the process or system is out of descriptors
+// (EMFILE, ENFILE, ENOBUFS, ENOMEM) the accept does not fail and the loop
+// does not spin: the listener backs off (10 ms doubling to 1 s, or until
+// CloseSocket frees a descriptor), the episode is reported once through
+// SetAcceptErrorHandler, and accepting resumes by itself. Other errors
+// fail the future. The future can be cancelled; CloseSocket of the
+// listener fails it with ErrClosedSocket.
+func (d *Dispatcher) AcceptAddr(fd AsyncFD, flags SocketFlag, inheritable bool) *Future[AcceptResult] {
+	op := &acceptAddrOp{}
+	op.fut.d = d
+	op.fut.src = op
+	if d.tracking {
+		d.track(&op.fut, 2)
+	}
+	if err := op.init(d, fd, flags, inheritable); err != nil {
+		op.fut.tryFail(err)
+		return &op.fut
+	}
+	if canTry(op.s, poller.Read) && op.ready(fd) {
+		return &op.fut
+	}
+	if err := op.queue(op); err != nil {
+		op.fut.tryFail(err)
+	}
+	return &op.fut
+}
+
+// acceptOp is a pending Accept.
+type acceptOp struct {
+	fut Future[AsyncFD]
+	acceptCore
+}
+
+func (op *acceptOp) procName() string { return "Accept" }
+func (op *acceptOp) cancel() bool     { op.cancelAccept(op); return true }
+func (op *acceptOp) abort(err error) {
+	op.fut.tryFail(err)
+	op.abortAccept()
+}
+
+func (op *acceptOp) ready(AsyncFD) bool {
+	if op.fut.state != pending {
+		return true
+	}
+	client, again, err := op.step(nil, nil)
+	if again {
+		return false
+	}
+	if err != nil {
+		op.fut.tryFail(err)
+	} else {
+		op.fut.tryComplete(client)
+	}
+	return true
+}
+
+// Accept is AcceptAddr without the address (Nim's accept). Unlike Nim's,
+// which wraps acceptAddr and so finishes one callback round later, it
+// completes as soon as the connection is accepted.
+func (d *Dispatcher) Accept(fd AsyncFD, flags SocketFlag, inheritable bool) *Future[AsyncFD] {
+	op := &acceptOp{}
+	op.fut.d = d
+	op.fut.src = op
+	if d.tracking {
+		d.track(&op.fut, 2)
+	}
+	if err := op.init(d, fd, flags, inheritable); err != nil {
+		op.fut.tryFail(err)
+		return &op.fut
+	}
+	if canTry(op.s, poller.Read) && op.ready(fd) {
+		return &op.fut
+	}
+	if err := op.queue(op); err != nil {
+		op.fut.tryFail(err)
+	}
+	return &op.fut
+}

@@ -1,0 +1,166 @@
+package asyncdispatch_test
+
+import (
+	"testing"
+	"time"
+
+	ad "github.com/asyncdispatch/asyncdispatch"
+)
+
+// The micro costs of the core, shaped like the Nim anchors in
+// shared/anchors/micro/nim/micro.nim so the two can be compared per op.
+
+// (a) future: create + callback + complete, callbacks run by a poll every
+// 1000 (as the Nim anchor batches them).
+func BenchmarkFutureCreateCallbackComplete(b *testing.B) {
+	d := newD(b)
+	ran := 0
+	cb := func() { ran++ }
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		f := ad.NewFuture[int](d, "bench")
+		f.AddCallback(cb)
+		f.Complete(i)
+		if i%1000 == 999 {
+			d.Poll(0)
+		}
+	}
+	d.Poll(0)
+	if ran != b.N {
+		b.Fatalf("ran %d of %d", ran, b.N)
+	}
+}
+
+// (b) await chain: `proc outer = return await leaf()` awaited N times in
+// one async loop. Awaiting an async procedure at once is a plain call in
+// this package (see Coro), so this is what the Nim program does.
+func BenchmarkAwaitChainDirect(b *testing.B) {
+	d := newD(b)
+	leaf := func(co *ad.Coro) (int, error) { return 1, nil }
+	outer := func(co *ad.Coro) (int, error) { return leaf(co) }
+	b.ReportAllocs()
+	f := ad.Async(d, func(co *ad.Coro) (int, error) {
+		s := 0
+		for i := 0; i < b.N; i++ {
+			v, _ := outer(co)
+			s += v
+		}
+		return s, nil
+	})
+	if v, _ := ad.WaitFor(f); v != b.N {
+		b.Fatal(v)
+	}
+}
+
+// (b') the same with every call a separate future: Await(Async(outer))
+// where outer awaits Async(leaf) — two coroutine-backed procedures per
+// iteration, neither suspending.
+func BenchmarkAwaitChainFutures(b *testing.B) {
+	d := newD(b)
+	leaf := func(co *ad.Coro) (int, error) { return 1, nil }
+	outer := func(co *ad.Coro) (int, error) { return ad.Await(co, ad.Async(d, leaf)) }
+	b.ReportAllocs()
+	f := ad.Async(d, func(co *ad.Coro) (int, error) {
+		s := 0
+		for i := 0; i < b.N; i++ {
+			v, _ := ad.Await(co, ad.Async(d, outer))
+			s += v
+		}
+		return s, nil
+	})
+	if v, _ := ad.WaitFor(f); v != b.N {
+		b.Fatal(v)
+	}
+}
+
+// An async call that never suspends, started from the loop (one pooled
+// coroutine switch in and out).
+func BenchmarkAsyncNoSuspend(b *testing.B) {
+	d := newD(b)
+	leaf := func(co *ad.Coro) (int, error) { return 1, nil }
+	b.ReportAllocs()
+	s := 0
+	for i := 0; i < b.N; i++ {
+		v, _ := ad.Async(d, leaf).Read()
+		s += v
+	}
+	if s != b.N {
+		b.Fatal(s)
+	}
+}
+
+// Await that suspends: a procedure awaits a pending future that a queued
+// callback completes; one suspend + resume per op, all inside one Poll's
+// drain (no system call per op).
+func BenchmarkAwaitSuspendResume(b *testing.B) {
+	d := newD(b)
+	b.ReportAllocs()
+	f := ad.Async(d, func(co *ad.Coro) (int, error) {
+		s := 0
+		for i := 0; i < b.N; i++ {
+			cur := ad.NewFuture[int](d, "step")
+			d.CallSoon(func() { cur.Complete(1) })
+			v, _ := ad.Await(co, cur)
+			s += v
+		}
+		return s, nil
+	})
+	if v, _ := ad.WaitFor(f); v != b.N {
+		b.Fatal(v)
+	}
+}
+
+// (d) CallSoon ×1000 then a poll.
+func BenchmarkCallSoon(b *testing.B) {
+	d := newD(b)
+	ran := 0
+	tick := func() { ran++ }
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		d.CallSoon(tick)
+		if i%1000 == 999 {
+			d.Poll(0)
+		}
+	}
+	d.Poll(0)
+	if ran != b.N {
+		b.Fatal(ran)
+	}
+}
+
+// (c) timers: N SleepAsync(10ms) armed at once and all fired; ns/op is per
+// timer (create + fire), the "create" metric the scheduling part alone.
+func BenchmarkTimers(b *testing.B) {
+	d := newD(b)
+	b.ReportAllocs()
+	fired := 0
+	cb := func() { fired++ }
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		d.SleepAsync(10 * time.Millisecond).AddCallback(cb)
+	}
+	create := time.Since(start)
+	for fired < b.N {
+		if err := d.Poll(-1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(create.Nanoseconds())/float64(b.N), "create-ns/timer")
+}
+
+// One million timers armed and fired (the issue's shape, fixed size).
+func BenchmarkMillionTimers(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		d, _ := ad.NewDispatcher()
+		fired := 0
+		cb := func() { fired++ }
+		for j := 0; j < 1_000_000; j++ {
+			d.SleepAsync(time.Duration(j%1000) * time.Microsecond).AddCallback(cb)
+		}
+		d.Drain(time.Minute)
+		if fired != 1_000_000 {
+			b.Fatal(fired)
+		}
+		d.Close()
+	}
+}

@@ -1,0 +1,411 @@
+package asyncdispatch
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/asyncdispatch/asyncdispatch/internal/poller"
+)
+
+// Sockets (shared/nim-semantics.md §12–§16, §19), the contract of every
+// operation in socket*.go, accept.go, connect.go and dial.go:
+//
+//   - Try first. Recv, RecvInto, RecvFromInto, Send, SendTo and Accept
+//     make the system call at once, as Go's internal/poll does (Nim never
+//     does: it always waits for a poll first). Only on EAGAIN is the
+//     operation queued on the descriptor; an operation that finishes at
+//     once returns an already finished future (its callbacks and an Await
+//     of it still never run inline). Order comes first, though: while an
+//     operation of the same direction is queued on the descriptor (or its
+//     list is being run), a new one does not try, it queues behind it, so
+//     several outstanding sends — or receives, or accepts — on one
+//     descriptor complete strictly in the order they were issued.
+//   - One allocation per operation: the op struct, which embeds its
+//     future (Recv and RecvString allocate their buffer as well).
+//   - An operation never fails with EAGAIN or EINTR; errors of the system
+//     are *os.SyscallError values carrying the errno (errors.Is(err,
+//     syscall.ECONNRESET) works).
+//   - Every pending operation can be cancelled (Future.Cancel): it leaves
+//     its descriptor's wait list, so no interest lingers.
+//   - CloseSocket fails the pending operations with ErrClosedSocket while
+//     the descriptor is still open, then closes it: nothing touches an fd
+//     number after it was released for reuse (Nim #12652).
+
+// SocketFlag is a set of socket operation flags (Nim's set[SocketFlag]).
+type SocketFlag uint8
+
+const (
+	// SafeDisconn hides the disconnection errors ECONNRESET, EPIPE and
+	// ENETRESET, exactly those (Nim's isDisconnectionError): a receive
+	// gets an empty result, as at end of file, and a send completes
+	// successfully, dropping what was not written; accept retries.
+	SafeDisconn SocketFlag = 1 << iota
+	// Peek receives without consuming (MSG_PEEK).
+	Peek
+)
+
+// DefaultFlags is Nim's default flag set, {SafeDisconn}.
+const DefaultFlags = SafeDisconn
+
+// osFlags is the MSG_* value of the flags of a receive.
+func (f SocketFlag) osFlags() int {
+	if f&Peek != 0 {
+		return unix.MSG_PEEK
+	}
+	return 0
+}
+
+var (
+	// ErrClosedSocket: the socket was closed by CloseSocket while the
+	// operation was pending. errors.Is(err, net.ErrClosed) is true for it
+	// as well.
+	ErrClosedSocket error = &aliasError{"asyncdispatch: socket closed", net.ErrClosed}
+
+	// ErrNilBuffer: a nil buffer was given to receive into.
+	ErrNilBuffer = errors.New("asyncdispatch: nil buffer")
+
+	// ErrNoAddress: the name resolved to no address that can be used (of
+	// the socket's family, for Connect), or the address is not valid.
+	ErrNoAddress = errors.New("asyncdispatch: no usable address")
+)
+
+// isDisconn reports whether err is one of the errors SafeDisconn hides.
+func isDisconn(err error) bool {
+	return err == unix.ECONNRESET || err == unix.EPIPE || err == unix.ENETRESET
+}
+
+// sockState is the socket layer's part of a Dispatcher (its sock field).
+type sockState struct {
+	// onAcceptErr reports an accept back-off episode; nil logs it.
+	onAcceptErr func(listener AsyncFD, err error)
+	// backoff holds the listeners in (or just out of) an EMFILE episode,
+	// by registration (accept.go).
+	backoff map[*fdState]*acceptBackoff
+	// acceptRetries counts accept attempts that hit descriptor exhaustion
+	// (for tests: the loop must not spin).
+	acceptRetries int
+	// lookup replaces the resolver (tests); nil means net.DefaultResolver.
+	lookup func(host string) ([]netip.Addr, error)
+	// fallbackDelay replaces Dial's Happy Eyeballs delay (tests); 0 means
+	// DialFallbackDelay.
+	fallbackDelay time.Duration
+}
+
+// sockFD returns the registration of fd for a socket operation, or the
+// error the operation fails with.
+func (d *Dispatcher) sockFD(fd AsyncFD) (*fdState, error) {
+	if d.closed {
+		return nil, ErrClosed
+	}
+	s := d.lookup(fd)
+	if s == nil {
+		return nil, fmt.Errorf("%w (fd %d)", ErrNotRegistered, fd)
+	}
+	return s, nil
+}
+
+// canTry reports whether a new operation in direction dir may make its
+// system call at once: nothing may be queued before it.
+func canTry(s *fdState, dir poller.Interest) bool {
+	if s.busy {
+		return false
+	}
+	if dir == poller.Read {
+		return len(s.readers) == 0
+	}
+	return len(s.writers) == 0
+}
+
+// start finishes setting up op's future f and either completes the
+// operation at once (try first) or queues it on fd.
+func start[T any](d *Dispatcher, f *Future[T], op ioOp, fd AsyncFD, dir poller.Interest) *Future[T] {
+	s, err := d.sockFD(fd)
+	if err != nil {
+		f.tryFail(err)
+		return f
+	}
+	if canTry(s, dir) && op.ready(fd) {
+		return f
+	}
+	if err := d.addWaiter(fd, dir, waiter{op: op}); err != nil {
+		f.tryFail(err)
+	}
+	return f
+}
+
+// failedFuture returns a future failed with err at once.
+func failedFuture[T any](d *Dispatcher, name string, err error) *Future[T] {
+	f := &Future[T]{d: d, name: name}
+	f.tryFail(err)
+	return f
+}
+
+// CreateAsyncNativeSocket creates a socket and registers it with the
+// dispatcher with no interest, so it does not count as pending (Nim's
+// createAsyncNativeSocket; Nim's defaults are AF_INET, SOCK_STREAM,
+// IPPROTO_TCP, false). The socket is non-blocking, and close-on-exec unless
+// inheritable. Unlike Nim, which returns -1, a failure is an error. The
+// dispatcher owns the socket: its Close closes it.
+func (d *Dispatcher) CreateAsyncNativeSocket(domain, sockType, protocol int, inheritable bool) (AsyncFD, error) {
+	if d.closed {
+		return InvalidFD, ErrClosed
+	}
+	flags := unix.SOCK_NONBLOCK
+	if !inheritable {
+		flags |= unix.SOCK_CLOEXEC
+	}
+	fd, err := unix.Socket(domain, sockType|flags, protocol)
+	if err != nil {
+		return InvalidFD, os.NewSyscallError("socket", err)
+	}
+	if _, err := d.register(AsyncFD(fd), true); err != nil {
+		unix.Close(fd)
+		return InvalidFD, err
+	}
+	return AsyncFD(fd), nil
+}
+
+// CloseSocket unregisters fd and closes it (Nim's closeSocket). Pending
+// operations on it fail with ErrClosedSocket before the descriptor is
+// closed, so nothing runs on an fd number that may already belong to
+// someone else (Nim closes first: #12652). An fd that is not registered
+// — never registered, unregistered, or closed already — is left alone and
+// ErrNotRegistered is returned; closing twice is therefore an error, never
+// a panic and never a close of someone else's descriptor. The error of
+// close(2) itself is returned as an *os.SyscallError (close is not
+// retried; the descriptor is released either way).
+//
+// A socket file of a Unix listener is not removed.
+func (d *Dispatcher) CloseSocket(fd AsyncFD) error {
+	s := d.lookup(fd)
+	if s == nil {
+		return fmt.Errorf("%w (fd %d)", ErrNotRegistered, fd)
+	}
+	d.unregister(s, ErrClosedSocket)
+	d.forgetListener(s)
+	var err error
+	if s.closer != nil {
+		s.closer()
+	} else if e := unix.Close(s.fd); e != nil {
+		err = os.NewSyscallError("close", e)
+	}
+	// A descriptor was freed: listeners backing off after EMFILE try
+	// again now instead of at the end of their delay.
+	d.wakeListeners()
+	return err
+}
+
+// listenBacklog is passed to listen(2); the kernel caps it at
+// net.core.somaxconn.
+const listenBacklog = 65535
+
+// Listen creates a socket of network bound to address, registered with the
+// dispatcher and owned by it (a convenience Nim users get from asyncnet).
+// network is "tcp", "tcp4", "tcp6" (address "host:port", with an IP
+// literal or an empty host, port 0 for an ephemeral one; a stream socket
+// with SO_REUSEADDR, listening), "udp", "udp4", "udp6" (bound only), "unix"
+// (a listening stream socket at the path address) or "unixgram" (a bound
+// datagram socket). An empty host means every address: for "tcp" and
+// "udp" a dual-stack IPv6 socket (IPv4 clients appear IPv4-mapped in
+// RecvFromInto and as IPv4 in AcceptAddr), for the "4"/"6" networks the
+// IPv4 or IPv6 wildcard. Host names are not resolved (that could block
+// the loop). The socket is non-blocking and close-on-exec.
+func (d *Dispatcher) Listen(network, address string) (AsyncFD, error) {
+	switch network {
+	case "unix", "unixgram":
+		st := unix.SOCK_STREAM
+		if network == "unixgram" {
+			st = unix.SOCK_DGRAM
+		}
+		sa, err := unixSockaddr(address)
+		if err != nil {
+			return InvalidFD, err
+		}
+		return d.bindListen(unix.AF_UNIX, st, 0, sa, network == "unix", false)
+	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6":
+	default:
+		return InvalidFD, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
+	}
+	host, portStr, err := net.SplitHostPort(address)
+	if err != nil {
+		return InvalidFD, err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return InvalidFD, &net.AddrError{Err: "invalid port", Addr: address}
+	}
+	stream := network[0] == 't'
+	st, proto := unix.SOCK_DGRAM, unix.IPPROTO_UDP
+	if stream {
+		st, proto = unix.SOCK_STREAM, unix.IPPROTO_TCP
+	}
+	last := network[len(network)-1]
+	var ip netip.Addr
+	v6only := false
+	switch {
+	case host != "":
+		ip, err = netip.ParseAddr(host)
+		if err != nil {
+			return InvalidFD, &net.AddrError{Err: "not an IP address (Listen does not resolve names)", Addr: host}
+		}
+		if ip.Is4In6() {
+			ip = ip.Unmap()
+		}
+		if (last == '4' && !ip.Is4()) || (last == '6' && ip.Is4()) {
+			return InvalidFD, &net.AddrError{Err: "address of the wrong family for " + network, Addr: host}
+		}
+	case last == '4':
+		ip = netip.IPv4Unspecified()
+	default:
+		ip = netip.IPv6Unspecified()
+		v6only = last == '6'
+	}
+	sa := inetSockaddr(netip.AddrPortFrom(ip, uint16(port)))
+	fd, err := d.bindListen(familyOf(ip), st, proto, sa, stream, v6only)
+	if err != nil && host == "" && last != '6' && errors.Is(err, unix.EAFNOSUPPORT) {
+		// No IPv6 on this machine: the IPv4 wildcard then.
+		sa = inetSockaddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(port)))
+		return d.bindListen(unix.AF_INET, st, proto, sa, stream, false)
+	}
+	return fd, err
+}
+
+func (d *Dispatcher) bindListen(domain, sockType, proto int, sa unix.Sockaddr, listen, v6only bool) (AsyncFD, error) {
+	fd, err := d.CreateAsyncNativeSocket(domain, sockType, proto, false)
+	if err != nil {
+		return InvalidFD, err
+	}
+	fail := func(op string, err error) (AsyncFD, error) {
+		d.CloseSocket(fd)
+		return InvalidFD, os.NewSyscallError(op, err)
+	}
+	if domain == unix.AF_INET6 {
+		v := 0
+		if v6only {
+			v = 1
+		}
+		if err := unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v); err != nil {
+			return fail("setsockopt", err)
+		}
+	}
+	if listen && domain != unix.AF_UNIX {
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return fail("setsockopt", err)
+		}
+	}
+	if err := unix.Bind(int(fd), sa); err != nil {
+		return fail("bind", err)
+	}
+	if listen {
+		if err := unix.Listen(int(fd), listenBacklog); err != nil {
+			return fail("listen", err)
+		}
+	}
+	return fd, nil
+}
+
+func familyOf(ip netip.Addr) int {
+	if ip.Is4() {
+		return unix.AF_INET
+	}
+	return unix.AF_INET6
+}
+
+// inetSockaddr converts an address for unix.Bind and unix.Connect
+// (IPv4-mapped addresses stay IPv6, for dual-stack sockets).
+func inetSockaddr(ap netip.AddrPort) unix.Sockaddr {
+	ip := ap.Addr()
+	if ip.Is4() {
+		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ip.As4()}
+	}
+	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16(), ZoneId: zoneID(ip.Zone())}
+}
+
+// zoneID is the interface index of an IPv6 zone ("" is 0; a number is
+// taken as the index).
+func zoneID(zone string) uint32 {
+	if zone == "" {
+		return 0
+	}
+	if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
+		return uint32(n)
+	}
+	if ifi, err := net.InterfaceByName(zone); err == nil {
+		return uint32(ifi.Index)
+	}
+	return 0
+}
+
+// unixSockaddr checks a socket path; a leading '@' names an abstract
+// socket (as in Go's net package).
+func unixSockaddr(path string) (*unix.SockaddrUnix, error) {
+	var raw unix.RawSockaddrUnix
+	if path == "" || len(path) >= len(raw.Path) {
+		return nil, &net.AddrError{Err: "invalid Unix socket path", Addr: path}
+	}
+	return &unix.SockaddrUnix{Name: path}, nil
+}
+
+// GetLocalAddr returns the local address of a socket (Nim's
+// nativesockets.getLocalAddr): the address string as AcceptAddr formats it
+// ("127.0.0.1", "::1") and the port; for a Unix socket, its path (empty if
+// unbound) and port 0.
+func GetLocalAddr(fd AsyncFD) (address string, port int, err error) {
+	sa, err := unix.Getsockname(int(fd))
+	if err != nil {
+		return "", 0, os.NewSyscallError("getsockname", err)
+	}
+	return sockaddrString(sa)
+}
+
+// GetPeerAddr returns the address of a connected socket's peer (Nim's
+// nativesockets.getPeerAddr), formatted as GetLocalAddr does.
+func GetPeerAddr(fd AsyncFD) (address string, port int, err error) {
+	sa, err := unix.Getpeername(int(fd))
+	if err != nil {
+		return "", 0, os.NewSyscallError("getpeername", err)
+	}
+	return sockaddrString(sa)
+}
+
+func sockaddrString(sa unix.Sockaddr) (string, int, error) {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(a.Addr).String(), a.Port, nil
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(a.Addr).Unmap().String(), a.Port, nil
+	case *unix.SockaddrUnix:
+		return a.Name, 0, nil
+	}
+	return "", 0, fmt.Errorf("asyncdispatch: unknown socket family %T", sa)
+}
+
+// bytesOf views s as bytes without copying, for operations that only read
+// (sends); the bytes must never be written.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// SetAcceptErrorHandler sets the function told when a listener starts
+// backing off because the process or system ran out of descriptors
+// (EMFILE, ENFILE, ENOBUFS, ENOMEM on accept): once per episode, from the
+// loop, with the listener and the error. nil restores the default, which
+// logs the condition with the log package. See AcceptAddr.
+func (d *Dispatcher) SetAcceptErrorHandler(h func(listener AsyncFD, err error)) {
+	d.sock.onAcceptErr = h
+}
+
+func (d *Dispatcher) reportAcceptError(listener AsyncFD, err error) {
+	if h := d.sock.onAcceptErr; h != nil {
+		h(listener, err)
+		return
+	}
+	log.Printf("asyncdispatch: accept on fd %d: %v; backing off until descriptors are free", listener, err)
+}

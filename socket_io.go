@@ -1,0 +1,456 @@
+package asyncdispatch
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/asyncdispatch/asyncdispatch/internal/poller"
+)
+
+// recvOp is a pending Recv, RecvString or RecvInto: the future and the
+// operation in one allocation. result makes the future's value out of the
+// buffer and the byte count.
+type recvOp[T any] struct {
+	fut    Future[T]
+	fd     AsyncFD
+	buf    []byte
+	flags  SocketFlag
+	result func(buf []byte, n int) T
+}
+
+func (op *recvOp[T]) procName() string { return op.fut.name }
+
+func (op *recvOp[T]) cancel() bool {
+	op.fut.d.removeOp(op.fd, poller.Read, op)
+	op.buf = nil
+	return true
+}
+
+func (op *recvOp[T]) abort(err error) {
+	op.fut.tryFail(err)
+	op.buf = nil
+}
+
+// ready makes one receive: true when the future is finished, false on
+// EAGAIN (wait for the next readiness).
+func (op *recvOp[T]) ready(fd AsyncFD) bool {
+	if op.fut.state != pending {
+		// Cancelled while its wait list was being run: receive nothing.
+		return true
+	}
+	n, err := sysRecv(int(fd), op.buf, op.flags.osFlags())
+	switch {
+	case err == nil:
+		op.fut.tryComplete(op.result(op.buf, n))
+	case err == unix.EAGAIN:
+		return false
+	case op.flags&SafeDisconn != 0 && isDisconn(err):
+		op.fut.tryComplete(op.result(op.buf, 0))
+	default:
+		op.fut.tryFail(os.NewSyscallError("recv", err))
+	}
+	op.buf = nil
+	return true
+}
+
+func bytesResult(buf []byte, n int) []byte {
+	if n == 0 {
+		return []byte{}
+	}
+	return buf[:n:n]
+}
+
+// stringResult hands the buffer over to the string without copying: the
+// buffer was made by RecvString and nothing else refers to it.
+func stringResult(buf []byte, n int) string {
+	if n == 0 {
+		return ""
+	}
+	return unsafe.String(&buf[0], n)
+}
+
+func countResult(_ []byte, n int) int { return n }
+
+func newRecv[T any](d *Dispatcher, name string, fd AsyncFD, buf []byte, flags SocketFlag, result func([]byte, int) T) *Future[T] {
+	op := &recvOp[T]{fd: fd, buf: buf, flags: flags, result: result}
+	op.fut.d = d
+	op.fut.name = name
+	op.fut.src = op
+	if d.tracking {
+		d.track(&op.fut, 3)
+	}
+	return start(d, &op.fut, op, fd, poller.Read)
+}
+
+// Recv receives at most size bytes from the socket fd (Nim's recv). The
+// future completes with what is available — possibly fewer bytes, never
+// an empty slice while the connection is open — and with an empty slice at
+// end of file, every time it is called after that. With SafeDisconn a
+// reset connection (ECONNRESET, EPIPE, ENETRESET) looks like end of file
+// too; without it, it fails with that errno. Peek leaves the data in the
+// socket. The result is a fresh slice of a buffer of size bytes (the
+// unused capacity is not kept in the result's cap, but stays allocated
+// while the slice lives); RecvInto reads into a buffer of yours instead.
+//
+// Recv tries the system call at once; the future may be complete on
+// return (see the contract at the top of socket.go). Several pending
+// receives on one socket complete in the order they were issued. A
+// negative size fails with ErrNegative; an fd that is not registered with
+// ErrNotRegistered; CloseSocket of fd fails it with ErrClosedSocket.
+func (d *Dispatcher) Recv(fd AsyncFD, size int, flags SocketFlag) *Future[[]byte] {
+	if size < 0 {
+		return failedFuture[[]byte](d, "Recv", fmt.Errorf("%w: Recv size %d", ErrNegative, size))
+	}
+	return newRecv(d, "Recv", fd, make([]byte, size), flags, bytesResult)
+}
+
+// RecvString is Recv with a string result (Nim's recv returns a string);
+// the bytes are not copied a second time.
+func (d *Dispatcher) RecvString(fd AsyncFD, size int, flags SocketFlag) *Future[string] {
+	if size < 0 {
+		return failedFuture[string](d, "RecvString", fmt.Errorf("%w: RecvString size %d", ErrNegative, size))
+	}
+	return newRecv(d, "RecvString", fd, make([]byte, size), flags, stringResult)
+}
+
+// RecvInto receives at most len(buf) bytes from fd into buf, and completes
+// with the count, 0 at end of file (Nim's recvInto). It is Recv without
+// the allocation of a buffer: the only allocation is the operation itself.
+// buf must not be used until the future is finished (after a Cancel it is
+// not touched any more). A nil buf fails with ErrNilBuffer. Everything else
+// is as for Recv.
+func (d *Dispatcher) RecvInto(fd AsyncFD, buf []byte, flags SocketFlag) *Future[int] {
+	if buf == nil {
+		return failedFuture[int](d, "RecvInto", ErrNilBuffer)
+	}
+	return newRecv(d, "RecvInto", fd, buf, flags, countResult)
+}
+
+// sendOp is a pending Send or SendString.
+type sendOp struct {
+	fut   Future[Void]
+	fd    AsyncFD
+	data  []byte // what is left to write
+	flags SocketFlag
+}
+
+func (op *sendOp) procName() string { return op.fut.name }
+
+func (op *sendOp) cancel() bool {
+	op.fut.d.removeOp(op.fd, poller.Write, op)
+	op.data = nil
+	return true
+}
+
+func (op *sendOp) abort(err error) {
+	op.fut.tryFail(err)
+	op.data = nil
+}
+
+// ready writes as much as the socket takes. A partial write means the
+// socket buffer is full: it waits for writability instead of making a call
+// that would return EAGAIN. So one ready call writes at most one socket
+// buffer, and a huge send cannot hold the loop.
+func (op *sendOp) ready(fd AsyncFD) bool {
+	if op.fut.state != pending {
+		return true
+	}
+	for len(op.data) > 0 {
+		n, err := sysSend(int(fd), op.data)
+		if err == unix.EAGAIN {
+			return false
+		}
+		if err != nil {
+			op.data = nil
+			if op.flags&SafeDisconn != 0 && isDisconn(err) {
+				op.fut.tryComplete(Void{})
+			} else {
+				op.fut.tryFail(os.NewSyscallError("send", err))
+			}
+			return true
+		}
+		op.data = op.data[n:]
+		if len(op.data) > 0 {
+			return false
+		}
+	}
+	op.data = nil
+	op.fut.tryComplete(Void{})
+	return true
+}
+
+func newSend(d *Dispatcher, name string, fd AsyncFD, data []byte, flags SocketFlag) *Future[Void] {
+	op := &sendOp{fd: fd, data: data, flags: flags}
+	op.fut.d = d
+	op.fut.name = name
+	op.fut.src = op
+	if d.tracking {
+		d.track(&op.fut, 3)
+	}
+	return start(d, &op.fut, op, fd, poller.Write)
+}
+
+// Send writes all of data to the socket fd; the future completes only when
+// every byte has been written (Nim's send). Several pending sends on one
+// socket go out, and complete, strictly in the order they were issued,
+// never interleaved. It never raises SIGPIPE (MSG_NOSIGNAL). With
+// SafeDisconn a reset connection (ECONNRESET, EPIPE, ENETRESET) completes
+// the future successfully and drops the rest; without it, the future fails
+// with the errno. An empty send completes without a system call (after
+// the sends queued before it).
+//
+// Send tries the system call at once: a send the socket buffer can take
+// returns an already completed future (Nim completes it only after a
+// poll). data is not copied: it must not be modified until the future is
+// finished. Cancelling a send that has written part of data leaves the
+// stream with a partial message.
+func (d *Dispatcher) Send(fd AsyncFD, data []byte, flags SocketFlag) *Future[Void] {
+	return newSend(d, "Send", fd, data, flags)
+}
+
+// SendString is Send for a string (Nim's send(string)); s is not copied.
+func (d *Dispatcher) SendString(fd AsyncFD, s string, flags SocketFlag) *Future[Void] {
+	return newSend(d, "SendString", fd, bytesOf(s), flags)
+}
+
+// RecvFromResult is the result of RecvFromInto: one datagram's size and
+// its sender.
+type RecvFromResult struct {
+	// N is the number of bytes received into buf[:N]; a datagram longer
+	// than buf is truncated by the kernel.
+	N int
+	// From is the sender of an AF_INET or AF_INET6 datagram, as the
+	// kernel reports it: on a dual-stack IPv6 socket an IPv4 sender is
+	// IPv4-mapped (::ffff:127.0.0.1). Pass it back to SendTo unchanged to
+	// answer. It is the zero AddrPort for other families.
+	From netip.AddrPort
+	// Path is the sender of an AF_UNIX datagram: its socket path, "@name"
+	// for an abstract socket, "" for an unbound sender.
+	Path string
+}
+
+// recvFromOp is a pending RecvFromInto; the sender's address is received
+// into the operation itself.
+type recvFromOp struct {
+	fut   Future[RecvFromResult]
+	fd    AsyncFD
+	buf   []byte
+	flags SocketFlag
+	rsa   unix.RawSockaddrAny
+}
+
+func (op *recvFromOp) procName() string { return "RecvFromInto" }
+
+func (op *recvFromOp) cancel() bool {
+	op.fut.d.removeOp(op.fd, poller.Read, op)
+	op.buf = nil
+	return true
+}
+
+func (op *recvFromOp) abort(err error) {
+	op.fut.tryFail(err)
+	op.buf = nil
+}
+
+func (op *recvFromOp) ready(fd AsyncFD) bool {
+	if op.fut.state != pending {
+		return true
+	}
+	alen := uint32(unix.SizeofSockaddrAny)
+	n, err := sysRecvFrom(int(fd), op.buf, op.flags.osFlags(), &op.rsa, &alen)
+	if err == unix.EAGAIN {
+		return false
+	}
+	op.buf = nil
+	if err != nil {
+		op.fut.tryFail(os.NewSyscallError("recvfrom", err))
+		return true
+	}
+	r := RecvFromResult{N: n}
+	r.From, r.Path = decodeSockaddr(&op.rsa, alen)
+	op.fut.tryComplete(r)
+	return true
+}
+
+// decodeSockaddr reads a raw socket address without allocating (but for
+// a Unix path).
+func decodeSockaddr(rsa *unix.RawSockaddrAny, alen uint32) (netip.AddrPort, string) {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), ntohs(p.Port)), ""
+	case unix.AF_INET6:
+		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		ip := netip.AddrFrom16(p.Addr)
+		if p.Scope_id != 0 {
+			ip = ip.WithZone(fmt.Sprint(p.Scope_id))
+		}
+		return netip.AddrPortFrom(ip, ntohs(p.Port)), ""
+	case unix.AF_UNIX:
+		p := (*unix.RawSockaddrUnix)(unsafe.Pointer(rsa))
+		n := int(alen) - int(unsafe.Offsetof(p.Path))
+		if n <= 0 {
+			return netip.AddrPort{}, ""
+		}
+		if n > len(p.Path) {
+			n = len(p.Path)
+		}
+		b := unsafe.Slice((*byte)(unsafe.Pointer(&p.Path[0])), n)
+		if b[0] == 0 {
+			// Abstract: the name is every byte after the NUL.
+			return netip.AddrPort{}, "@" + string(b[1:])
+		}
+		for i, c := range b {
+			if c == 0 {
+				b = b[:i]
+				break
+			}
+		}
+		return netip.AddrPort{}, string(b)
+	}
+	return netip.AddrPort{}, ""
+}
+
+// ntohs turns a port in network byte order, as stored in a raw sockaddr,
+// into a number.
+func ntohs(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return uint16(b[0])<<8 | uint16(b[1])
+}
+
+func htons(p uint16) uint16 {
+	var r uint16
+	b := (*[2]byte)(unsafe.Pointer(&r))
+	b[0], b[1] = byte(p>>8), byte(p)
+	return r
+}
+
+// RecvFromInto receives one datagram into buf and completes with its size
+// and sender (Nim's recvFromInto, with the sender returned rather than
+// written through a pointer). Errors fail the future whatever the flags
+// (as in Nim, SafeDisconn does not apply); Peek leaves the datagram
+// queued. A nil buf fails with ErrNilBuffer. It tries first and keeps
+// order as Recv does.
+func (d *Dispatcher) RecvFromInto(fd AsyncFD, buf []byte, flags SocketFlag) *Future[RecvFromResult] {
+	if buf == nil {
+		return failedFuture[RecvFromResult](d, "RecvFromInto", ErrNilBuffer)
+	}
+	op := &recvFromOp{fd: fd, buf: buf, flags: flags}
+	op.fut.d = d
+	op.fut.src = op
+	if d.tracking {
+		d.track(&op.fut, 2)
+	}
+	return start(d, &op.fut, op, fd, poller.Read)
+}
+
+// sendToOp is a pending SendTo or SendToUnix; the destination is kept in
+// the operation in raw form.
+type sendToOp struct {
+	fut   Future[Void]
+	fd    AsyncFD
+	data  []byte
+	rsa   unix.RawSockaddrAny
+	salen uint32
+}
+
+func (op *sendToOp) procName() string { return op.fut.name }
+
+func (op *sendToOp) cancel() bool {
+	op.fut.d.removeOp(op.fd, poller.Write, op)
+	op.data = nil
+	return true
+}
+
+func (op *sendToOp) abort(err error) {
+	op.fut.tryFail(err)
+	op.data = nil
+}
+
+// ready makes one sendto: a datagram goes out whole or not at all.
+func (op *sendToOp) ready(fd AsyncFD) bool {
+	if op.fut.state != pending {
+		return true
+	}
+	_, err := sysSendTo(int(fd), op.data, unsafe.Pointer(&op.rsa), op.salen)
+	if err == unix.EAGAIN {
+		return false
+	}
+	op.data = nil
+	if err != nil {
+		op.fut.tryFail(os.NewSyscallError("sendto", err))
+	} else {
+		op.fut.tryComplete(Void{})
+	}
+	return true
+}
+
+func newSendTo(d *Dispatcher, name string, fd AsyncFD, data []byte) *sendToOp {
+	op := &sendToOp{fd: fd, data: data}
+	op.fut.d = d
+	op.fut.name = name
+	op.fut.src = op
+	if d.tracking {
+		d.track(&op.fut, 3)
+	}
+	return op
+}
+
+// SendTo sends data as one datagram to the address to (Nim's sendTo, with
+// a netip.AddrPort instead of a raw sockaddr). An IPv4 address goes to an
+// AF_INET socket; an IPv6 or IPv4-mapped one to an AF_INET6 socket. flags
+// are accepted for symmetry and, as in Nim, ignored: every error fails the
+// future (SIGPIPE is never raised). It tries first and keeps order as Send
+// does; data must not be modified until the future is finished. An
+// invalid address fails with ErrNoAddress.
+func (d *Dispatcher) SendTo(fd AsyncFD, data []byte, to netip.AddrPort, flags SocketFlag) *Future[Void] {
+	op := newSendTo(d, "SendTo", fd, data)
+	ip := to.Addr()
+	switch {
+	case ip.Is4():
+		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(&op.rsa))
+		p.Family = unix.AF_INET
+		p.Port = htons(to.Port())
+		p.Addr = ip.As4()
+		op.salen = unix.SizeofSockaddrInet4
+	case ip.Is6():
+		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(&op.rsa))
+		p.Family = unix.AF_INET6
+		p.Port = htons(to.Port())
+		p.Addr = ip.As16()
+		p.Scope_id = zoneID(ip.Zone())
+		op.salen = unix.SizeofSockaddrInet6
+	default:
+		op.fut.tryFail(fmt.Errorf("%w: SendTo %v", ErrNoAddress, to))
+		return &op.fut
+	}
+	return start(d, &op.fut, op, fd, poller.Write)
+}
+
+// SendToUnix is SendTo for an AF_UNIX datagram socket: path is the
+// receiver's socket path ("@name" for an abstract socket).
+func (d *Dispatcher) SendToUnix(fd AsyncFD, data []byte, path string, flags SocketFlag) *Future[Void] {
+	op := newSendTo(d, "SendToUnix", fd, data)
+	p := (*unix.RawSockaddrUnix)(unsafe.Pointer(&op.rsa))
+	if path == "" || len(path) >= len(p.Path) {
+		op.fut.tryFail(fmt.Errorf("%w: SendToUnix path %q", ErrNoAddress, path))
+		return &op.fut
+	}
+	p.Family = unix.AF_UNIX
+	for i := 0; i < len(path); i++ {
+		p.Path[i] = int8(path[i])
+	}
+	n := len(path)
+	if path[0] == '@' {
+		// Abstract: NUL first, and the length says where the name ends.
+		p.Path[0] = 0
+	} else {
+		n++ // the terminating NUL
+	}
+	op.salen = uint32(unsafe.Offsetof(p.Path)) + uint32(n)
+	return start(d, &op.fut, op, fd, poller.Write)
+}

@@ -107,10 +107,14 @@ func (l *linked) cancel() bool {
 // FromContext returns a future on d that fails with ctx's error (matching
 // context.Canceled or context.DeadlineExceeded) when ctx ends. While ctx
 // is live the future counts as pending work, so a loop waiting for it does
-// not stop with ErrNoWork. Cancelling the future stops watching ctx.
+// not stop with ErrNoWork. Cancelling the future stops watching ctx. A nil
+// ctx is context.Background() (as for GoContext): it never ends.
 func FromContext(d *Dispatcher, ctx context.Context) *Future[Void] {
 	if d == nil {
 		d = GetGlobalDispatcher()
+	}
+	if ctx == nil {
+		ctx = context.Background()
 	}
 	f := &Future[Void]{d: d, name: "FromContext"}
 	if err := ctx.Err(); err != nil {
@@ -148,9 +152,9 @@ func FromContext(d *Dispatcher, ctx context.Context) *Future[Void] {
 // CancelWith cancels f when ctx ends (an operation bound to a context).
 // The returned stop function unbinds them; it reports whether it stopped
 // the binding before ctx ended. Once f finishes, the binding is released by
-// itself.
+// itself. A nil ctx never ends: nothing is bound.
 func CancelWith[T any](ctx context.Context, f *Future[T]) (stop func() bool) {
-	if f == nil || f.state != pending {
+	if f == nil || f.state != pending || ctx == nil {
 		return func() bool { return false }
 	}
 	if ctx.Err() != nil {

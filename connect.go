@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/poller"
+	"github.com/asyncdispatch/asyncdispatch/internal/sys"
 )
 
 // ConnectError is the error of a failed connection attempt of Connect or
@@ -113,7 +114,7 @@ func connectResult(fd AsyncFD) error {
 // startConnect begins a non-blocking connect. It returns nil when
 // connected, errConnecting when in progress, or the attempt's error.
 func startConnect(fd AsyncFD, sa unix.Sockaddr) error {
-	switch err := unix.Connect(int(fd), sa); err {
+	switch err := sys.Connect(int(fd), sa); err {
 	case nil, unix.EISCONN:
 		return nil
 	case unix.EINPROGRESS, unix.EALREADY, unix.EINTR:

@@ -56,6 +56,11 @@ type Coro struct {
 	idx int
 	// call is the procedure running now (for traces and Cancel).
 	call procCall
+	// rop, sop and wop are the reusable operations of co.RecvInto,
+	// co.Send and co.WaitReadable/WaitWritable (coro_io.go).
+	rop *recvOp[int]
+	sop *sendOp
+	wop *waitOp
 }
 
 type coroMode uint8
@@ -167,6 +172,9 @@ func (c *asyncCall[T]) run(co *Coro) {
 	c.fut.tryComplete(v)
 }
 
+// errNotRunning: Await with a Coro that is not the running coroutine.
+var errNotRunning = fmt.Errorf("%w (the Coro given is not the running one: kept beyond its procedure, or another procedure's)", ErrNotAsync)
+
 // errUnwind is panicked into a body that keeps awaiting after Close.
 var errUnwind = &struct{ string }{"asyncdispatch: dispatcher closed"}
 
@@ -211,6 +219,11 @@ func (d *Dispatcher) switchTo(co *Coro) {
 	d.current = prev
 	if co.mode == coroIdle {
 		d.release(co)
+	}
+	if prev == nil && !d.polling {
+		// Close called by a procedure started outside the loop: tear
+		// down now that it has switched back.
+		d.finishClose()
 	}
 }
 
@@ -265,7 +278,10 @@ func (co *Coro) wake(gen uint32) {
 // Await returns ErrCancelled (wrapped with the procedure trace) if the
 // procedure's own future is cancelled while it waits — the awaited future is
 // cancelled with it — and ErrClosed when the dispatcher is closed. Await
-// with a nil co returns ErrNotAsync; with a nil f, ErrNilFuture.
+// with a nil co returns ErrNotAsync; with a nil f, ErrNilFuture. Awaiting
+// an unfinished future with a Coro that is not the running one (kept
+// beyond its procedure, or another procedure's) returns an error matching
+// ErrNotAsync.
 func Await[T any](co *Coro, f *Future[T]) (T, error) {
 	var zero T
 	if f == nil {
@@ -298,6 +314,9 @@ func Await[T any](co *Coro, f *Future[T]) (T, error) {
 func awaitForeign[T any](co *Coro, f *Future[T]) (T, error) {
 	var zero T
 	d := co.d
+	if d.current != co && !co.stopped {
+		return zero, errNotRunning
+	}
 	gen := co.gen
 	err := f.d.callSoonThreadSafe(func() {
 		f.addCallback(callback{fn: func() {
@@ -332,13 +351,13 @@ func (co *Coro) suspend(f futureBase) error {
 		}
 		return ErrClosed
 	}
+	if co.d.current != co {
+		return errNotRunning
+	}
 	if co.cancelReq {
 		co.cancelReq = false
 		f.Cancel()
 		return ErrCancelled
-	}
-	if co.d.current != co {
-		panic("asyncdispatch: Await called with a Coro that is not the running coroutine")
 	}
 	f.addCallback(callback{co: co})
 	return co.park(f, co.gen)
@@ -355,7 +374,7 @@ func (co *Coro) park(f futureBase, gen uint32) error {
 		return ErrClosed
 	}
 	if co.d.current != co {
-		panic("asyncdispatch: Await called with a Coro that is not the running coroutine")
+		return errNotRunning
 	}
 	co.waiting = f
 	co.mode = coroSuspended

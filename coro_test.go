@@ -350,3 +350,22 @@ func TestAwaitAcrossDispatchers(t *testing.T) {
 		}
 	})
 }
+
+// Close called synchronously by a procedure started outside the loop takes
+// effect as soon as Async returns.
+func TestCloseFromSynchronousBody(t *testing.T) {
+	checkLeaks(t, func() {
+		d, _ := ad.NewDispatcher()
+		waiting := ad.Async(d, func(co *ad.Coro) (int, error) {
+			_, err := ad.Await(co, d.SleepAsync(time.Hour))
+			return 0, err
+		})
+		ad.Async(d, func(co *ad.Coro) (int, error) { return 0, d.Close() })
+		if !errors.Is(waiting.Err(), ad.ErrClosed) {
+			t.Fatalf("suspended procedure after Close: %v", waiting.Err())
+		}
+		if err := d.Poll(0); !errors.Is(err, ad.ErrClosed) {
+			t.Fatal(err)
+		}
+	})
+}

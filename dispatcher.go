@@ -239,6 +239,7 @@ func (d *Dispatcher) teardown() error {
 	}
 	d.idle = nil
 	d.closeFDs()
+	d.sock.backoff = nil // listeners backing off after EMFILE are closed
 	for len(d.atClose) > 0 {
 		hooks := d.atClose
 		d.atClose = nil
@@ -256,6 +257,9 @@ func (d *Dispatcher) teardown() error {
 		}
 	}
 	d.ready.clear()
+	// Nothing outstanding can reach a closed loop any more (Go calls,
+	// lookups, external futures, signal registrations were let go above).
+	d.extRefs = 0
 	d.remoteMu.Lock()
 	close(d.done)
 	d.remote = nil

@@ -30,9 +30,9 @@ type Callback func(fd AsyncFD) bool
 //     while either list is non-empty;
 //   - epoll interest is level-triggered and lazily removed: a direction is
 //     armed when its list becomes non-empty and disarmed only when an event
-//     arrives for a direction with an empty list. A connection that reads
-//     and waits again and again therefore costs no epoll_ctl per message
-//     (Nim pays four, anchors/syscalls.sh).
+//     arrives for a direction that had nobody waiting when it fired. A
+//     connection that reads and waits again and again therefore costs no
+//     epoll_ctl per message (Nim pays four, anchors/syscalls.sh).
 type fdState struct {
 	fd      int
 	gen     uint32
@@ -51,6 +51,13 @@ type fdState struct {
 	// callback that adds a callback to, or unregisters, its own fd keeps
 	// the count right.
 	counted, busy bool
+	// drained: the last receive on this fd read less than it asked for or
+	// hit EAGAIN, so the socket is most likely empty; the next receive
+	// waits for readiness instead of trying first (saving the system call
+	// that would return EAGAIN — the C echo loop's two syscalls per
+	// message instead of three). A read event clears it. A wrong guess
+	// only costs one poll round: interest is level-triggered.
+	drained bool
 }
 
 // waiter is a user callback or a pending operation of the package.
@@ -99,9 +106,17 @@ func (d *Dispatcher) lookup(fd AsyncFD) *fdState {
 // Register registers fd with the dispatcher, with no interest: it does not
 // count as pending until an operation or callback waits on it. It returns
 // ErrAlreadyRegistered for a registered fd and ErrInvalidFD for a negative
-// one. The fd stays the caller's: Close of the dispatcher unregisters it
-// but does not close it.
+// one or one that is not open. The fd stays the caller's: Close of the
+// dispatcher unregisters it but does not close it.
 func (d *Dispatcher) Register(fd AsyncFD) error {
+	if fd >= 0 && !d.closed {
+		// The fd must be open: a closed or made-up number would only
+		// fail later, in epoll_ctl, and a huge one would size the table
+		// (gigabytes for 1<<30).
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return fmt.Errorf("%w %d: %w", ErrInvalidFD, fd, os.NewSyscallError("fcntl", err))
+		}
+	}
 	_, err := d.register(fd, false)
 	return err
 }
@@ -178,7 +193,9 @@ func (d *Dispatcher) Contains(fd AsyncFD) bool { return d.lookup(fd) != nil }
 // AddRead calls cb each time fd is readable until cb returns true (Nim's
 // addRead). Several callbacks on one fd run in the order they were added;
 // within one readiness event they run until one returns false, which keeps
-// it and every later one for the next event. fd must be registered.
+// it and every later one for the next event. fd must be registered. A
+// callback that panics is removed (the ones after it stay), and the Poll
+// that ran it returns the panic as a *PanicError.
 func (d *Dispatcher) AddRead(fd AsyncFD, cb Callback) error {
 	if cb == nil {
 		return ErrNilCallback
@@ -254,8 +271,10 @@ func (d *Dispatcher) dispatchEvent(ev poller.Event) {
 		return // stale: closed, or closed and reused since
 	}
 	s.busy = true
+	hadR, hadW := len(s.readers) > 0, len(s.writers) > 0
 	if ev.Ready&poller.Read != 0 {
-		if len(s.readers) > 0 {
+		s.drained = false
+		if hadR {
 			d.runList(s, &s.readers)
 		}
 	}
@@ -264,24 +283,29 @@ func (d *Dispatcher) dispatchEvent(ev poller.Event) {
 		return
 	}
 	if ev.Ready&poller.Write != 0 {
-		if len(s.writers) > 0 {
+		if hadW {
 			d.runList(s, &s.writers)
 		}
 	}
 	if d.fds[fd] != s {
 		return
 	}
-	// Lazy disarm: a direction that fired with nobody waiting is removed;
-	// an error/hang-up with nobody waiting removes everything (epoll keeps
-	// reporting it otherwise).
+	// Lazy disarm: a direction that fired while nobody was waiting on it
+	// is removed; an error/hang-up with nobody waiting at all removes
+	// everything (epoll keeps reporting it otherwise). A direction whose
+	// waiters just ran stays armed even if its list is empty now: the
+	// procedure they resume usually waits again at once (a connection
+	// reading message after message), and keeping the interest saves two
+	// epoll_ctl calls per message. If nobody comes back, the next event
+	// finds the list empty and disarms.
 	want := s.armed
-	if ev.Err && !s.active() {
+	if ev.Err && !hadR && !hadW && !s.active() {
 		want = 0
 	} else {
-		if ev.Ready&poller.Read != 0 && len(s.readers) == 0 {
+		if ev.Ready&poller.Read != 0 && !hadR && len(s.readers) == 0 {
 			want &^= poller.Read
 		}
-		if ev.Ready&poller.Write != 0 && len(s.writers) == 0 {
+		if ev.Ready&poller.Write != 0 && !hadW && len(s.writers) == 0 {
 			want &^= poller.Write
 		}
 	}

@@ -45,6 +45,18 @@ func (d *Dispatcher) Poll(timeout time.Duration) error {
 	// usable and closable.
 	defer func() { d.polling = false }()
 	if !d.HasPendingOperations() {
+		if len(d.checkErr) > 0 {
+			// Two callbacks panicked in the last round: the second is
+			// returned now, not lost to ErrNoWork.
+			err := d.checkErr[0]
+			d.checkErr = d.checkErr[1:]
+			return err
+		}
+		d.polling = false
+		d.finishClose()
+		if d.closed {
+			return ErrClosed
+		}
 		return ErrNoWork
 	}
 	err := d.runOnce(timeout)
@@ -111,26 +123,31 @@ func (d *Dispatcher) runOnce(timeout time.Duration) (err error) {
 // drainReady runs queued callbacks until the queue is empty or one fails.
 func (d *Dispatcher) drainReady() {
 	for d.ready.len() > 0 && len(d.checkErr) == 0 {
-		e := d.ready.pop()
-		d.runEntry(e)
+		d.drainSome()
 	}
 }
 
-// runEntry runs one queued entry, turning a panic into a Poll error and
-// putting the unrun rest of an interrupted callback list back in front.
-func (d *Dispatcher) runEntry(e entry) {
+// drainSome runs queued entries until the queue is empty or one panics;
+// the panic becomes a Poll error and the unrun rest of an interrupted
+// callback list goes back in front. One deferred recover covers the whole
+// run instead of one per entry: callSoon's cost is mostly this loop.
+func (d *Dispatcher) drainSome() {
+	var cur entry
 	defer func() {
 		if p := recover(); p != nil {
 			d.checkErr = append(d.checkErr, d.recovered(p))
-			if e.fut != nil && e.fut.hasCallbacks() {
-				d.ready.pushFront(e)
+			if cur.fut != nil && cur.fut.hasCallbacks() {
+				d.ready.pushFront(cur)
 			}
 		}
 	}()
-	if e.fut != nil {
-		e.fut.runCallbacks()
-	} else {
-		e.fn()
+	for d.ready.len() > 0 && len(d.checkErr) == 0 {
+		cur = d.ready.pop()
+		if cur.fut != nil {
+			cur.fut.runCallbacks()
+		} else {
+			cur.fn()
+		}
 	}
 }
 

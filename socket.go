@@ -8,12 +8,14 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/poller"
+	"github.com/asyncdispatch/asyncdispatch/internal/sys"
 )
 
 // Sockets (shared/nim-semantics.md §12–§16, §19), the contract of every
@@ -28,7 +30,11 @@ import (
 //     operation of the same direction is queued on the descriptor (or its
 //     list is being run), a new one does not try, it queues behind it, so
 //     several outstanding sends — or receives, or accepts — on one
-//     descriptor complete strictly in the order they were issued.
+//     descriptor complete strictly in the order they were issued. One
+//     exception saves a system call per message: a receive right after
+//     one that read less than it asked for (or hit EAGAIN) finds the
+//     socket most likely empty, so it waits for readiness instead of
+//     trying (fdState.drained); the next read event lifts that.
 //   - One allocation per operation: the op struct, which embeds its
 //     future (Recv and RecvString allocate their buffer as well).
 //   - An operation never fails with EAGAIN or EINTR; errors of the system
@@ -120,7 +126,7 @@ func canTry(s *fdState, dir poller.Interest) bool {
 		return false
 	}
 	if dir == poller.Read {
-		return len(s.readers) == 0
+		return len(s.readers) == 0 && !s.drained
 	}
 	return len(s.writers) == 0
 }
@@ -163,7 +169,7 @@ func (d *Dispatcher) CreateAsyncNativeSocket(domain, sockType, protocol int, inh
 	if !inheritable {
 		flags |= unix.SOCK_CLOEXEC
 	}
-	fd, err := unix.Socket(domain, sockType|flags, protocol)
+	fd, err := sys.Socket(domain, sockType|flags, protocol)
 	if err != nil {
 		return InvalidFD, os.NewSyscallError("socket", err)
 	}
@@ -219,7 +225,46 @@ const listenBacklog = 65535
 // RecvFromInto and as IPv4 in AcceptAddr), for the "4"/"6" networks the
 // IPv4 or IPv6 wildcard. Host names are not resolved (that could block
 // the loop). The socket is non-blocking and close-on-exec.
+//
+// An invalid address (a bad port, a name instead of an IP literal, an
+// address of the wrong family, a Unix path that is empty, too long or has
+// a NUL byte but is not abstract) fails with
+// an error matching ErrNoAddress that is also a *net.AddrError; an unknown
+// network with a *net.OpError holding a net.UnknownNetworkError; a closed
+// dispatcher with ErrClosed.
 func (d *Dispatcher) Listen(network, address string) (AsyncFD, error) {
+	if d.closed {
+		return InvalidFD, ErrClosed
+	}
+	la, err := parseListenAddr(network, address)
+	if err != nil {
+		return InvalidFD, err
+	}
+	fd, err := d.bindListen(la.domain, la.sockType, la.proto, la.sa, la.listen, la.v6only)
+	if err != nil && la.fallback4 && errors.Is(err, unix.EAFNOSUPPORT) {
+		// No IPv6 on this machine: the IPv4 wildcard then.
+		sa := inetSockaddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(la.port)))
+		return d.bindListen(unix.AF_INET, la.sockType, la.proto, sa, la.listen, false)
+	}
+	return fd, err
+}
+
+// listenAddr is what Listen makes of its network and address.
+type listenAddr struct {
+	domain, sockType, proto int
+	sa                      unix.Sockaddr
+	port                    int
+	// listen: a stream socket, to listen(2) on; v6only sets
+	// IPV6_V6ONLY; fallback4: the IPv6 wildcard of "tcp" or "udp", to be
+	// replaced by the IPv4 one where there is no IPv6.
+	listen, v6only, fallback4 bool
+}
+
+// parseListenAddr checks and converts Listen's arguments without touching
+// the system (it is fuzzed: FuzzListenAddr). Every error matches
+// ErrNoAddress and is a *net.AddrError, but for an unknown network, a
+// *net.OpError with a net.UnknownNetworkError.
+func parseListenAddr(network, address string) (listenAddr, error) {
 	switch network {
 	case "unix", "unixgram":
 		st := unix.SOCK_STREAM
@@ -228,55 +273,59 @@ func (d *Dispatcher) Listen(network, address string) (AsyncFD, error) {
 		}
 		sa, err := unixSockaddr(address)
 		if err != nil {
-			return InvalidFD, err
+			return listenAddr{}, err
 		}
-		return d.bindListen(unix.AF_UNIX, st, 0, sa, network == "unix", false)
+		return listenAddr{domain: unix.AF_UNIX, sockType: st, sa: sa, listen: network == "unix"}, nil
 	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6":
 	default:
-		return InvalidFD, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
+		return listenAddr{}, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
 	}
 	host, portStr, err := net.SplitHostPort(address)
 	if err != nil {
-		return InvalidFD, err
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return listenAddr{}, fmt.Errorf("%w: %w", ErrNoAddress, ae)
+		}
+		return listenAddr{}, addrError("invalid address", address)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port < 0 || port > 65535 {
-		return InvalidFD, &net.AddrError{Err: "invalid port", Addr: address}
+		return listenAddr{}, addrError("invalid port", address)
 	}
-	stream := network[0] == 't'
-	st, proto := unix.SOCK_DGRAM, unix.IPPROTO_UDP
-	if stream {
-		st, proto = unix.SOCK_STREAM, unix.IPPROTO_TCP
+	la := listenAddr{sockType: unix.SOCK_DGRAM, proto: unix.IPPROTO_UDP, port: port}
+	if network[0] == 't' {
+		la.sockType, la.proto, la.listen = unix.SOCK_STREAM, unix.IPPROTO_TCP, true
 	}
 	last := network[len(network)-1]
 	var ip netip.Addr
-	v6only := false
 	switch {
 	case host != "":
 		ip, err = netip.ParseAddr(host)
 		if err != nil {
-			return InvalidFD, &net.AddrError{Err: "not an IP address (Listen does not resolve names)", Addr: host}
+			return listenAddr{}, addrError("not an IP address (Listen does not resolve names)", host)
 		}
 		if ip.Is4In6() {
 			ip = ip.Unmap()
 		}
 		if (last == '4' && !ip.Is4()) || (last == '6' && ip.Is4()) {
-			return InvalidFD, &net.AddrError{Err: "address of the wrong family for " + network, Addr: host}
+			return listenAddr{}, addrError("address of the wrong family for "+network, host)
 		}
 	case last == '4':
 		ip = netip.IPv4Unspecified()
 	default:
 		ip = netip.IPv6Unspecified()
-		v6only = last == '6'
+		la.v6only = last == '6'
+		la.fallback4 = last != '6'
 	}
-	sa := inetSockaddr(netip.AddrPortFrom(ip, uint16(port)))
-	fd, err := d.bindListen(familyOf(ip), st, proto, sa, stream, v6only)
-	if err != nil && host == "" && last != '6' && errors.Is(err, unix.EAFNOSUPPORT) {
-		// No IPv6 on this machine: the IPv4 wildcard then.
-		sa = inetSockaddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(port)))
-		return d.bindListen(unix.AF_INET, st, proto, sa, stream, false)
-	}
-	return fd, err
+	la.domain = familyOf(ip)
+	la.sa = inetSockaddr(netip.AddrPortFrom(ip, uint16(port)))
+	return la, nil
+}
+
+// addrError is an invalid address: a *net.AddrError that also matches
+// ErrNoAddress.
+func addrError(why, addr string) error {
+	return fmt.Errorf("%w: %w", ErrNoAddress, &net.AddrError{Err: why, Addr: addr})
 }
 
 func (d *Dispatcher) bindListen(domain, sockType, proto int, sa unix.Sockaddr, listen, v6only bool) (AsyncFD, error) {
@@ -348,11 +397,21 @@ func zoneID(zone string) uint32 {
 // unixSockaddr checks a socket path; a leading '@' names an abstract
 // socket (as in Go's net package).
 func unixSockaddr(path string) (*unix.SockaddrUnix, error) {
-	var raw unix.RawSockaddrUnix
-	if path == "" || len(path) >= len(raw.Path) {
-		return nil, &net.AddrError{Err: "invalid Unix socket path", Addr: path}
+	if !validUnixPath(path) {
+		return nil, addrError("invalid Unix socket path", path)
 	}
 	return &unix.SockaddrUnix{Name: path}, nil
+}
+
+// validUnixPath reports whether path fits a sockaddr_un and names what it
+// says: not empty, shorter than sun_path, and without a NUL unless it is
+// abstract (the kernel would stop at the NUL and use another socket).
+func validUnixPath(path string) bool {
+	var raw unix.RawSockaddrUnix
+	if path == "" || len(path) >= len(raw.Path) {
+		return false
+	}
+	return path[0] == '@' || strings.IndexByte(path, 0) < 0
 }
 
 // GetLocalAddr returns the local address of a socket (Nim's

@@ -15,7 +15,9 @@ func TestSocketAllocations(t *testing.T) {
 	withD(t, func(d *ad.Dispatcher) {
 		c, s := connPair(t, d)
 		msg := []byte("ping")
-		buf := make([]byte, 64)
+		// A full read (n == len(buf)) leaves the next receive free to try
+		// at once; a short one makes it wait for readiness (fdState.drained).
+		buf := make([]byte, len(msg))
 		fast := testing.AllocsPerRun(1000, func() {
 			sf := d.Send(c, msg, ad.DefaultFlags)
 			rf := d.RecvInto(s, buf, ad.DefaultFlags)

@@ -45,8 +45,12 @@ func (op *recvOp[T]) ready(fd AsyncFD) bool {
 	n, err := sysRecv(int(fd), op.buf, op.flags.osFlags())
 	switch {
 	case err == nil:
+		if n > 0 && n < len(op.buf) {
+			op.fut.d.fds[fd].drained = true
+		}
 		op.fut.tryComplete(op.result(op.buf, n))
 	case err == unix.EAGAIN:
+		op.fut.d.fds[fd].drained = true
 		return false
 	case op.flags&SafeDisconn != 0 && isDisconn(err):
 		op.fut.tryComplete(op.result(op.buf, 0))
@@ -96,8 +100,9 @@ func newRecv[T any](d *Dispatcher, name string, fd AsyncFD, buf []byte, flags So
 // unused capacity is not kept in the result's cap, but stays allocated
 // while the slice lives); RecvInto reads into a buffer of yours instead.
 //
-// Recv tries the system call at once; the future may be complete on
-// return (see the contract at the top of socket.go). Several pending
+// Recv tries the system call at once (unless the previous receive found
+// the socket drained); the future may be complete on return (see the
+// contract at the top of socket.go). Several pending
 // receives on one socket complete in the order they were issued. A
 // negative size fails with ErrNegative; an fd that is not registered with
 // ErrNotRegistered; CloseSocket of fd fails it with ErrClosedSocket.
@@ -241,6 +246,7 @@ type recvFromOp struct {
 	buf   []byte
 	flags SocketFlag
 	rsa   unix.RawSockaddrAny
+	alen  uint32
 }
 
 func (op *recvFromOp) procName() string { return "RecvFromInto" }
@@ -260,8 +266,8 @@ func (op *recvFromOp) ready(fd AsyncFD) bool {
 	if op.fut.state != pending {
 		return true
 	}
-	alen := uint32(unix.SizeofSockaddrAny)
-	n, err := sysRecvFrom(int(fd), op.buf, op.flags.osFlags(), &op.rsa, &alen)
+	op.alen = unix.SizeofSockaddrAny
+	n, err := sysRecvFrom(int(fd), op.buf, op.flags.osFlags(), &op.rsa, &op.alen)
 	if err == unix.EAGAIN {
 		return false
 	}
@@ -271,7 +277,7 @@ func (op *recvFromOp) ready(fd AsyncFD) bool {
 		return true
 	}
 	r := RecvFromResult{N: n}
-	r.From, r.Path = decodeSockaddr(&op.rsa, alen)
+	r.From, r.Path = decodeSockaddr(&op.rsa, op.alen)
 	op.fut.tryComplete(r)
 	return true
 }
@@ -409,36 +415,55 @@ func newSendTo(d *Dispatcher, name string, fd AsyncFD, data []byte) *sendToOp {
 // invalid address fails with ErrNoAddress.
 func (d *Dispatcher) SendTo(fd AsyncFD, data []byte, to netip.AddrPort, flags SocketFlag) *Future[Void] {
 	op := newSendTo(d, "SendTo", fd, data)
-	ip := to.Addr()
-	switch {
-	case ip.Is4():
-		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(&op.rsa))
-		p.Family = unix.AF_INET
-		p.Port = htons(to.Port())
-		p.Addr = ip.As4()
-		op.salen = unix.SizeofSockaddrInet4
-	case ip.Is6():
-		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(&op.rsa))
-		p.Family = unix.AF_INET6
-		p.Port = htons(to.Port())
-		p.Addr = ip.As16()
-		p.Scope_id = zoneID(ip.Zone())
-		op.salen = unix.SizeofSockaddrInet6
-	default:
+	if op.salen = encodeInet(&op.rsa, to); op.salen == 0 {
 		op.fut.tryFail(fmt.Errorf("%w: SendTo %v", ErrNoAddress, to))
 		return &op.fut
 	}
 	return start(d, &op.fut, op, fd, poller.Write)
 }
 
+// encodeInet writes ap into rsa as a sockaddr_in or sockaddr_in6 and
+// returns its length, 0 if ap is not valid (FuzzSockaddrRoundTrip checks
+// that decodeSockaddr gives ap back).
+func encodeInet(rsa *unix.RawSockaddrAny, ap netip.AddrPort) uint32 {
+	ip := ap.Addr()
+	switch {
+	case ip.Is4():
+		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		p.Family = unix.AF_INET
+		p.Port = htons(ap.Port())
+		p.Addr = ip.As4()
+		return unix.SizeofSockaddrInet4
+	case ip.Is6():
+		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		p.Family = unix.AF_INET6
+		p.Port = htons(ap.Port())
+		p.Addr = ip.As16()
+		p.Scope_id = zoneID(ip.Zone())
+		return unix.SizeofSockaddrInet6
+	}
+	return 0
+}
+
 // SendToUnix is SendTo for an AF_UNIX datagram socket: path is the
-// receiver's socket path ("@name" for an abstract socket).
+// receiver's socket path ("@name" for an abstract socket). An empty or
+// too long path, or one with a NUL byte (but for an abstract name),
+// fails with ErrNoAddress.
 func (d *Dispatcher) SendToUnix(fd AsyncFD, data []byte, path string, flags SocketFlag) *Future[Void] {
 	op := newSendTo(d, "SendToUnix", fd, data)
-	p := (*unix.RawSockaddrUnix)(unsafe.Pointer(&op.rsa))
-	if path == "" || len(path) >= len(p.Path) {
+	if op.salen = encodeUnix(&op.rsa, path); op.salen == 0 {
 		op.fut.tryFail(fmt.Errorf("%w: SendToUnix path %q", ErrNoAddress, path))
 		return &op.fut
+	}
+	return start(d, &op.fut, op, fd, poller.Write)
+}
+
+// encodeUnix writes path into rsa as a sockaddr_un and returns its
+// length, 0 if path is not valid (validUnixPath).
+func encodeUnix(rsa *unix.RawSockaddrAny, path string) uint32 {
+	p := (*unix.RawSockaddrUnix)(unsafe.Pointer(rsa))
+	if !validUnixPath(path) {
+		return 0
 	}
 	p.Family = unix.AF_UNIX
 	for i := 0; i < len(path); i++ {
@@ -449,8 +474,8 @@ func (d *Dispatcher) SendToUnix(fd AsyncFD, data []byte, path string, flags Sock
 		// Abstract: NUL first, and the length says where the name ends.
 		p.Path[0] = 0
 	} else {
+		p.Path[n] = 0
 		n++ // the terminating NUL
 	}
-	op.salen = uint32(unsafe.Offsetof(p.Path)) + uint32(n)
-	return start(d, &op.fut, op, fd, poller.Write)
+	return uint32(unsafe.Offsetof(p.Path)) + uint32(n)
 }

@@ -6,13 +6,14 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/asyncdispatch/asyncdispatch/internal/sys"
 )
 
-// The socket system calls of the operation paths, without the
-// allocations of x/sys's wrappers (unix.Recvfrom and unix.Accept4 put their
-// sockaddr on the heap on every call): the sockaddr lives in the operation
-// that needs it, or nowhere. Every helper retries EINTR itself, so callers
-// see EAGAIN, success or a real error; the errno is returned bare, callers
+// The socket system calls of the operation paths. The calls themselves are
+// internal/sys's (one system call each, replaceable by fault-injection
+// tests); these helpers are the one place that retries EINTR, so callers
+// see EAGAIN, success or a real error. The errno is returned bare; callers
 // wrap it with os.NewSyscallError.
 
 // sysRecv is recv(2): recvfrom without an address.
@@ -23,16 +24,10 @@ func sysRecv(fd int, p []byte, flags int) (int, error) {
 // sysRecvFrom is recvfrom(2); rsa and alen may be nil.
 func sysRecvFrom(fd int, p []byte, flags int, rsa *unix.RawSockaddrAny, alen *uint32) (int, error) {
 	for {
-		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd),
-			uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), uintptr(flags),
-			uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(alen)))
-		if e == unix.EINTR {
-			continue
+		n, err := sys.RecvFrom(fd, p, flags, rsa, alen)
+		if err != unix.EINTR {
+			return n, err
 		}
-		if e != 0 {
-			return 0, e
-		}
-		return int(r), nil
 	}
 }
 
@@ -45,30 +40,19 @@ func sysSend(fd int, p []byte) (int, error) {
 // sysSendTo is sendto(2) with MSG_NOSIGNAL; sa may be nil.
 func sysSendTo(fd int, p []byte, sa unsafe.Pointer, salen uint32) (int, error) {
 	for {
-		r, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd),
-			uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), unix.MSG_NOSIGNAL,
-			uintptr(sa), uintptr(salen))
-		if e == unix.EINTR {
-			continue
+		n, err := sys.SendTo(fd, p, unix.MSG_NOSIGNAL, sa, salen)
+		if err != unix.EINTR {
+			return n, err
 		}
-		if e != 0 {
-			return 0, e
-		}
-		return int(r), nil
 	}
 }
 
 // sysAccept4 is accept4(2); rsa and alen may be nil.
 func sysAccept4(fd int, rsa *unix.RawSockaddrAny, alen *uint32, flags int) (int, error) {
 	for {
-		r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(fd),
-			uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(alen)), uintptr(flags), 0, 0)
-		if e == unix.EINTR {
-			continue
+		nfd, err := sys.Accept4(fd, rsa, alen, flags)
+		if err != unix.EINTR {
+			return nfd, err
 		}
-		if e != 0 {
-			return -1, e
-		}
-		return int(r), nil
 	}
 }

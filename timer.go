@@ -71,7 +71,8 @@ type Timer struct {
 // Timer can be stopped early.
 //
 // A repeating timer's period must be positive; a timeout below zero is an
-// error (ErrNegative).
+// error (ErrNegative). A callback that panics stops its timer, and the
+// Poll that ran it returns the panic as a *PanicError.
 func (d *Dispatcher) AddTimer(timeout time.Duration, oneshot bool, cb Callback) (*Timer, error) {
 	if cb == nil {
 		return nil, ErrNilCallback

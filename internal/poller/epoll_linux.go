@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/asyncdispatch/asyncdispatch/internal/sys"
 )
 
 // epoll is the Linux backend: one epoll instance plus an eventfd waker.
@@ -26,7 +28,17 @@ type epoll struct {
 	wakefd int
 	woken  atomic.Uint32
 	raw    []unix.EpollEvent
+	// ctl is Set's argument to epoll_ctl and drain Wait's buffer for
+	// the waker, kept here so that passing them through internal/sys's
+	// function variables costs no allocation (both are used on the
+	// loop's goroutine only).
+	ctl   unix.EpollEvent
+	drain [8]byte
 }
+
+// wakeOne is what Wake adds to the eventfd counter (any non-zero value
+// does). It is only ever read, so every Wake may share it.
+var wakeOne = [8]byte{1}
 
 const wakeToken = ^uint64(0)
 
@@ -64,14 +76,15 @@ func (p *epoll) Set(fd int, tok uint64, old, want Interest) error {
 	if old == want {
 		return nil
 	}
-	var ev unix.EpollEvent
+	ev := &p.ctl
+	*ev = unix.EpollEvent{}
 	if want&Read != 0 {
 		ev.Events |= unix.EPOLLIN | unix.EPOLLRDHUP
 	}
 	if want&Write != 0 {
 		ev.Events |= unix.EPOLLOUT
 	}
-	setToken(&ev, tok)
+	setToken(ev, tok)
 	op := unix.EPOLL_CTL_MOD
 	switch {
 	case old == 0:
@@ -79,7 +92,7 @@ func (p *epoll) Set(fd int, tok uint64, old, want Interest) error {
 	case want == 0:
 		op = unix.EPOLL_CTL_DEL
 	}
-	if err := unix.EpollCtl(p.epfd, op, fd, &ev); err != nil {
+	if err := sys.EpollCtl(p.epfd, op, fd, ev); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	return nil
@@ -98,7 +111,7 @@ func (p *epoll) Wait(events []Event, timeout time.Duration) (int, error) {
 	if len(events) < len(raw) {
 		raw = raw[:len(events)]
 	}
-	n, err := unix.EpollWait(p.epfd, raw, ms)
+	n, err := sys.EpollWait(p.epfd, raw, ms)
 	if err == unix.EINTR && ms != 0 {
 		// A signal (Go's own preemption, SIGCHLD, a Notify'd signal) is
 		// not a wakeup of the loop: wait again for the time that is left,
@@ -112,7 +125,7 @@ func (p *epoll) Wait(events []Event, timeout time.Duration) (int, error) {
 				}
 				ms = int((left + time.Millisecond - 1) / time.Millisecond)
 			}
-			n, err = unix.EpollWait(p.epfd, raw, ms)
+			n, err = sys.EpollWait(p.epfd, raw, ms)
 		}
 	}
 	if err != nil {
@@ -135,8 +148,7 @@ func (p *epoll) Wait(events []Event, timeout time.Duration) (int, error) {
 			// caller looks at its cross-goroutine queue after every
 			// Wait; one after the clear writes (a spurious wake at
 			// worst).
-			var buf [8]byte
-			unix.Read(p.wakefd, buf[:])
+			sys.Read(p.wakefd, p.drain[:])
 			p.woken.Store(0)
 			continue
 		}
@@ -161,9 +173,8 @@ func (p *epoll) Wake() error {
 	if p.woken.Swap(1) == 1 {
 		return nil
 	}
-	one := [8]byte{1}
 	for {
-		_, err := unix.Write(p.wakefd, one[:])
+		_, err := sys.Write(p.wakefd, wakeOne[:])
 		if err == unix.EINTR {
 			continue
 		}

@@ -1,0 +1,121 @@
+package asyncdispatch
+
+import (
+	"fmt"
+	"net/netip"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Test seams of the reliability tests and the fuzz targets
+// (internal/poll/export_test.go style). The system-call seams are
+// internal/sys's, driven by internal/faults.
+
+// Leftovers lists what d still holds: after Close it must be empty (the
+// coroutines, descriptors, timers, queued callbacks, outstanding
+// cross-goroutine work, close hooks and accept back-offs are all gone).
+func Leftovers(d *Dispatcher) []string {
+	var out []string
+	add := func(what string, n int) {
+		if n != 0 {
+			out = append(out, fmt.Sprintf("%d %s", n, what))
+		}
+	}
+	add("live coroutines", len(d.coros))
+	add("pooled coroutines", len(d.idle))
+	add("registered descriptors", d.nfds)
+	add("active descriptors", d.nactive)
+	n := 0
+	for _, s := range d.fds {
+		if s != nil {
+			n++
+		}
+	}
+	add("fd table slots", n)
+	add("timers", d.timers.Len())
+	add("queued callbacks", d.ready.len())
+	add("remote callbacks", int(d.nremote.Load())+len(d.remote))
+	add("external references", d.extRefs)
+	add("close hooks", len(d.atClose))
+	add("accept back-offs", len(d.sock.backoff))
+	if d.polling || d.current != nil {
+		out = append(out, "still inside the loop")
+	}
+	if d.closed && !isClosedChan(d.done) {
+		out = append(out, "Done not closed")
+	}
+	return out
+}
+
+// PendingErrors is the number of callback panics and AsyncCheck failures
+// d has not returned from a Poll yet.
+func PendingErrors(d *Dispatcher) int { return len(d.checkErr) }
+
+// ListenAddr is what Listen makes of its arguments (parseListenAddr), in
+// a form tests can compare.
+type ListenAddr struct {
+	Domain, SockType, Proto int
+	// Addr is the address of an inet socket, Path that of a Unix one.
+	Addr   netip.AddrPort
+	Path   string
+	Listen bool
+	V6Only bool
+}
+
+// ParseListenAddr is Listen's address parsing.
+func ParseListenAddr(network, address string) (ListenAddr, error) {
+	la, err := parseListenAddr(network, address)
+	if err != nil {
+		return ListenAddr{}, err
+	}
+	r := ListenAddr{Domain: la.domain, SockType: la.sockType, Proto: la.proto, Listen: la.listen, V6Only: la.v6only}
+	switch sa := la.sa.(type) {
+	case *unix.SockaddrInet4:
+		r.Addr = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		ip := netip.AddrFrom16(sa.Addr)
+		if sa.ZoneId != 0 {
+			ip = ip.WithZone(fmt.Sprint(sa.ZoneId))
+		}
+		r.Addr = netip.AddrPortFrom(ip, uint16(sa.Port))
+	case *unix.SockaddrUnix:
+		r.Path = sa.Name
+	default:
+		return ListenAddr{}, fmt.Errorf("parseListenAddr made a %T", la.sa)
+	}
+	return r, nil
+}
+
+// EncodeInet and EncodeUnix are SendTo's and SendToUnix's address
+// encodings: the raw sockaddr bytes and the length passed to sendto(2),
+// 0 for an invalid address.
+func EncodeInet(ap netip.AddrPort) ([]byte, uint32) {
+	var rsa unix.RawSockaddrAny
+	n := encodeInet(&rsa, ap)
+	return rawBytes(&rsa), n
+}
+
+func EncodeUnix(path string) ([]byte, uint32) {
+	var rsa unix.RawSockaddrAny
+	n := encodeUnix(&rsa, path)
+	return rawBytes(&rsa), n
+}
+
+// DecodeSockaddr decodes raw sockaddr bytes as a receive does: the
+// sender as RecvFromInto reports it, and the peer address as AcceptAddr
+// formats it (or its error).
+func DecodeSockaddr(raw []byte, alen uint32) (from netip.AddrPort, path, accepted string, err error) {
+	var rsa unix.RawSockaddrAny
+	copy(rawBytes(&rsa), raw)
+	from, path = decodeSockaddr(&rsa, alen)
+	accepted, err = addrString(&rsa)
+	return from, path, accepted, err
+}
+
+// SizeofSockaddrAny is the size of the raw sockaddr DecodeSockaddr takes.
+const SizeofSockaddrAny = unix.SizeofSockaddrAny
+
+func rawBytes(rsa *unix.RawSockaddrAny) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(rsa)), unix.SizeofSockaddrAny)
+}

@@ -1,0 +1,9 @@
+package faults
+
+import (
+	"testing"
+
+	"github.com/asyncdispatch/asyncdispatch/internal/leakcheck"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }

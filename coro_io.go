@@ -47,7 +47,7 @@ func (co *Coro) Send(fd AsyncFD, data []byte, flags SocketFlag) error {
 		co.sop = op
 	}
 	op.fut = Future[Void]{d: co.d, name: "Send", src: op}
-	op.fd, op.data, op.flags = fd, data, flags
+	op.fd, op.data, op.flags, op.wrote = fd, data, flags, false
 	if co.d.tracking {
 		co.d.track(&op.fut, 2)
 	}

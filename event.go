@@ -171,7 +171,7 @@ func (r *eventReg) fire(fd AsyncFD) bool {
 		}
 		break
 	}
-	if !r.cb(fd) {
+	if !r.call(fd) {
 		return false
 	}
 	// The callback may have unregistered or closed the event itself, or
@@ -180,6 +180,19 @@ func (r *eventReg) fire(fd AsyncFD) bool {
 		r.unregister()
 	}
 	return true
+}
+
+// call runs the user's callback. A panic goes to Poll's error and counts
+// as "keep me": the event stays registered and working, instead of staying
+// registered with its callback dropped.
+func (r *eventReg) call(fd AsyncFD) (done bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.d.checkErr = append(r.d.checkErr, r.d.recovered(p))
+			done = false
+		}
+	}()
+	return r.cb(fd)
 }
 
 // unregister removes the registration. The eventfd stays open and keeps

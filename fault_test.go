@@ -521,3 +521,28 @@ func TestFaultConnectErrors(t *testing.T) {
 	d.CloseSocket(ln)
 	t.Logf("figures: connect errors: %d faults injected and survived", in.TotalInjected())
 }
+
+// A send that fails after writing part of its data poisons the stream:
+// every later send on that socket fails with the same error, so the peer
+// never receives a message cut short followed by the next one (a gap).
+func TestFaultSendFailsMidwayNoGap(t *testing.T) {
+	in := faults.Install(t)
+	d := newCheckedD(t)
+	c, s := connPair(t, d)
+	first := payload(7, 1000)
+	in.Add(&faults.Rule{Op: faults.Send, FDs: []int{int(c)}, Limit: 1, Short: 100})
+	in.Add(&faults.Rule{Op: faults.Send, FDs: []int{int(c)}, Skip: 1, Limit: 1, Err: unix.ENOBUFS})
+	f1 := d.Send(c, first, 0)
+	f2 := d.Send(c, []byte("next message"), 0)
+	if _, err := ad.WaitFor(f1); !errors.Is(err, syscall.ENOBUFS) {
+		t.Fatalf("first send: %v", err)
+	}
+	if _, err := ad.WaitFor(f2); !errors.Is(err, syscall.ENOBUFS) {
+		t.Fatalf("send after a broken one: %v (would leave a gap)", err)
+	}
+	unix.Shutdown(int(c), unix.SHUT_WR)
+	got := wait(t, recvAll(d, s, -1, rand.New(rand.NewPCG(8, 8)), 4096, 0))
+	sameBytes(t, "stream cut after a partial send", got, first[:100])
+	d.CloseSocket(c)
+	d.CloseSocket(s)
+}

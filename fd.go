@@ -58,6 +58,10 @@ type fdState struct {
 	// message instead of three). A read event clears it. A wrong guess
 	// only costs one poll round: interest is level-triggered.
 	drained bool
+	// werr: a send failed after writing part of its data; every later
+	// send fails with it, so the peer never sees a stream with a hole in
+	// it (a message cut short, then the next one).
+	werr error
 }
 
 // waiter is a user callback or a pending operation of the package.

@@ -85,7 +85,9 @@ func (d *Dispatcher) AddSignal(sig os.Signal, cb Callback) error {
 		return ErrNilCallback
 	}
 	s, ok := sig.(syscall.Signal)
-	if !ok || s <= 0 || s == syscall.SIGKILL || s == syscall.SIGSTOP {
+	// Linux numbers signals 1..64 (SIGRTMAX); anything else could never
+	// be delivered and would keep the loop waiting forever.
+	if !ok || s <= 0 || s > 64 || s == syscall.SIGKILL || s == syscall.SIGSTOP {
 		return fmt.Errorf("%w: %v", ErrInvalidSignal, sig)
 	}
 	if d.closed {

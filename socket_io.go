@@ -141,6 +141,7 @@ type sendOp struct {
 	fd    AsyncFD
 	data  []byte // what is left to write
 	flags SocketFlag
+	wrote bool // part of data went out already
 }
 
 func (op *sendOp) procName() string { return op.fut.name }
@@ -164,6 +165,14 @@ func (op *sendOp) ready(fd AsyncFD) bool {
 	if op.fut.state != pending {
 		return true
 	}
+	s := op.fut.d.fds[fd]
+	if s.werr != nil {
+		// An earlier send broke off in the middle of its data: what
+		// follows would arrive after a gap, so it fails too.
+		op.data = nil
+		op.fut.tryFail(s.werr)
+		return true
+	}
 	for len(op.data) > 0 {
 		n, err := sysSend(int(fd), op.data)
 		if err == unix.EAGAIN {
@@ -174,9 +183,16 @@ func (op *sendOp) ready(fd AsyncFD) bool {
 			if op.flags&SafeDisconn != 0 && isDisconn(err) {
 				op.fut.tryComplete(Void{})
 			} else {
-				op.fut.tryFail(os.NewSyscallError("send", err))
+				serr := os.NewSyscallError("send", err)
+				if op.wrote {
+					s.werr = serr
+				}
+				op.fut.tryFail(serr)
 			}
 			return true
+		}
+		if n > 0 {
+			op.wrote = true
 		}
 		op.data = op.data[n:]
 		if len(op.data) > 0 {

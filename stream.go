@@ -288,6 +288,11 @@ func (w *blockedWrite[T]) cancel() bool {
 // (after the values written before Fail were read). Cancelling the future
 // cancels the pending read.
 func ReadAll[S ~[]byte | ~string](fs *FutureStream[S]) *Future[S] {
+	if fs == nil {
+		r := NewFuture[S](nil, "ReadAll")
+		r.Fail(ErrNilFuture)
+		return r
+	}
 	r := &Future[S]{d: fs.d, name: "ReadAll"}
 	if fs.d.tracking {
 		fs.d.track(r, 2)

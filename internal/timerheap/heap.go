@@ -17,6 +17,12 @@
 //     without them, so a cancelled timer costs O(1) to cancel, counts in
 //     Len no more (Nim PR #25567: nothing lingers as pending) and holds
 //     memory only until the next rebuild;
+//   - timers pushed in deadline order — the common case: every request's
+//     timeout has the same length, so each new one is the latest — go to a
+//     sorted FIFO run beside the heap (q), O(1) to push and pop; only a
+//     timer due before the run's tail goes into the heap. The earliest
+//     timer is the smaller of the two heads, so the order is exactly the
+//     heap's own;
 //   - the heap never calls out to user code: firing is the caller's job, so
 //     a callback that adds or removes timers cannot corrupt an iteration.
 package timerheap
@@ -45,21 +51,39 @@ func (s *slot) live() bool { return s.t.queued && s.t.gen == s.gen }
 
 // Heap is the queue. The zero value is empty and ready to use.
 type Heap struct {
-	s    []slot
+	s    []slot // 4-ary heap
+	q    []slot // sorted run: q[qh:] in (when, seq) order
+	qh   int
 	seq  uint64
-	dead int // tombstones in s
+	dead int // tombstones in s and q[qh:]
 }
 
 // Len is the number of queued timers.
-func (h *Heap) Len() int { return len(h.s) - h.dead }
+func (h *Heap) Len() int { return len(h.s) + len(h.q) - h.qh - h.dead }
 
 // Peek returns the earliest timer, or nil.
 func (h *Heap) Peek() *Timer {
-	h.skipDead()
-	if len(h.s) == 0 {
-		return nil
+	if sl := h.head(); sl != nil {
+		return sl.t
 	}
-	return h.s[0].t
+	return nil
+}
+
+// head drops tombstones from both heads and returns the earliest slot.
+func (h *Heap) head() *slot {
+	h.skipDead()
+	for h.qh < len(h.q) && !h.q[h.qh].live() {
+		h.dead--
+		h.popQ()
+	}
+	var best *slot
+	if len(h.s) > 0 {
+		best = &h.s[0]
+	}
+	if h.qh < len(h.q) && (best == nil || less(&h.q[h.qh], best)) {
+		best = &h.q[h.qh]
+	}
+	return best
 }
 
 // Push queues t, which must not be queued already.
@@ -67,20 +91,47 @@ func (h *Heap) Push(t *Timer) {
 	h.seq++
 	t.gen++
 	t.queued = true
-	h.s = append(h.s, slot{when: t.When, seq: h.seq, t: t, gen: t.gen})
+	sl := slot{when: t.When, seq: h.seq, t: t, gen: t.gen}
+	if h.qh == len(h.q) || !less(&sl, &h.q[len(h.q)-1]) {
+		h.q = append(h.q, sl)
+		return
+	}
+	h.s = append(h.s, sl)
 	h.up(len(h.s) - 1)
 }
 
 // Pop removes and returns the earliest timer, or nil.
 func (h *Heap) Pop() *Timer {
-	h.skipDead()
-	if len(h.s) == 0 {
+	sl := h.head()
+	if sl == nil {
 		return nil
 	}
-	t := h.s[0].t
+	t := sl.t
 	t.queued = false
-	h.removeTop()
+	if h.qh < len(h.q) && sl == &h.q[h.qh] {
+		h.popQ()
+	} else {
+		h.removeTop()
+	}
 	return t
+}
+
+// popQ drops the run's head, reusing the array once the run is empty and
+// sliding it down when its dead front is larger than what is left.
+func (h *Heap) popQ() {
+	h.q[h.qh] = slot{}
+	h.qh++
+	switch n := len(h.q) - h.qh; {
+	case n == 0:
+		h.q, h.qh = h.q[:0], 0
+		if cap(h.q) > 1024 {
+			h.q = nil
+		}
+	case h.qh > 1024 && h.qh > n:
+		copy(h.q, h.q[h.qh:])
+		clear(h.q[n:])
+		h.q, h.qh = h.q[:n], 0
+	}
 }
 
 // Remove takes t out of the heap; it reports whether t was queued.
@@ -90,7 +141,7 @@ func (h *Heap) Remove(t *Timer) bool {
 	}
 	t.queued = false
 	h.dead++
-	if h.dead > 64 && h.dead > len(h.s)/2 {
+	if h.dead > 64 && h.dead > (len(h.s)+len(h.q)-h.qh)/2 {
 		h.rebuild()
 	}
 	return true
@@ -129,13 +180,26 @@ func (h *Heap) rebuild() {
 	}
 	clear(h.s[len(live):])
 	h.s = live
+	run := h.q[:0]
+	for _, s := range h.q[h.qh:] {
+		if s.live() {
+			run = append(run, s)
+		}
+	}
+	clear(h.q[len(run):])
+	h.q, h.qh = run, 0
 	h.dead = 0
 	if c := cap(h.s); c > 1024 && len(h.s) < c/8 {
 		n := make([]slot, len(h.s), max(len(h.s)*2, 64))
 		copy(n, h.s)
 		h.s = n
 	}
-	for i := (len(h.s) - 2) / 4; i >= 0; i-- {
+	if c := cap(h.q); c > 1024 && len(h.q) < c/8 {
+		n := make([]slot, len(h.q), max(len(h.q)*2, 64))
+		copy(n, h.q)
+		h.q = n
+	}
+	for i := (len(h.s) - 2) / 4; len(h.s) > 1 && i >= 0; i-- {
 		h.down(i)
 	}
 }

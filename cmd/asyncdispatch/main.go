@@ -1,81 +1,178 @@
 // Command asyncdispatch shows and measures the asyncdispatch library.
 //
-//	asyncdispatch demo [-duration 10s]
+//	asyncdispatch demo [-duration 10s] [-conns 200] [-pipeline 4] [-size 64]
+//	asyncdispatch serve echo|http [--addr 127.0.0.1:8080] [--idle-timeout 60s] ...
+//	asyncdispatch bench echo [--addr 127.0.0.1:8080] [--conns 50] [--pipeline 1] [--size 64] [--duration 10s]
+//
+// Every command runs on one Dispatcher (one goroutine), stops cleanly on
+// Ctrl-C or SIGTERM (through the library's AddSignal), and answers
+// --help. Bad flags exit with status 2, failures with 1.
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
-	"time"
+	"runtime/pprof"
+	"strings"
+	"syscall"
 
 	ad "github.com/asyncdispatch/asyncdispatch"
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-		os.Exit(2)
-	}
-	switch os.Args[1] {
-	case "demo":
-		os.Exit(demo(os.Args[2:]))
-	case "-h", "--help", "help":
-		usage()
-	default:
-		fmt.Fprintf(os.Stderr, "asyncdispatch: unknown command %q\n", os.Args[1])
-		usage()
-		os.Exit(2)
-	}
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, `usage: asyncdispatch <command> [flags]
+const usage = `usage: asyncdispatch <command> [flags]
 
 commands:
-  demo    run timers and async procedures on one dispatcher and print a summary`)
-}
+  demo         one dispatcher serving an echo server and many clients on
+               loopback, with live progress and a summary (about 10 s)
+  serve echo   an echo server
+  serve http   an HTTP/1.1 plaintext server ("Hello, World!" to every request)
+  bench echo   a load generator against any echo server on loopback
 
-func demo(args []string) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	dur := fs.Duration("duration", 10*time.Second, "how long to run")
-	if err := fs.Parse(args); err != nil {
+Run "asyncdispatch <command> --help" for the flags of a command.
+`
+
+// run is the whole program; ctx ending stops it as Ctrl-C does (tests).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	d, err := ad.NewDispatcher()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	switch args[0] {
+	case "demo":
+		return demo(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return bench(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
 	}
-	defer d.Close()
-	ticks := 0
-	d.AddTimer(time.Second, false, func(ad.AsyncFD) bool {
-		ticks++
-		fmt.Printf("tick %d\n", ticks)
-		return false
-	})
-	worker := func(co *ad.Coro) (int, error) {
-		n := 0
-		for deadline := time.Now().Add(*dur); time.Now().Before(deadline); n++ {
-			if _, err := ad.Await(co, d.SleepAsync(time.Millisecond)); err != nil {
-				return n, err
-			}
+	fmt.Fprintf(stderr, "asyncdispatch: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// command is a subcommand's flag set and how it reports.
+type command struct {
+	name           string // "serve http"
+	synopsis       string
+	fs             *flag.FlagSet
+	stdout, stderr io.Writer
+}
+
+func newCommand(name, synopsis string, stdout, stderr io.Writer) *command {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors and help are printed by parse
+	return &command{name: name, synopsis: synopsis, fs: fs, stdout: stdout, stderr: stderr}
+}
+
+// parse parses args; ok is false when the command must exit with code
+// (0 after --help, 2 after a bad flag or argument).
+func (c *command) parse(args []string) (code int, ok bool) {
+	err := c.fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		c.usage(c.stdout)
+		return 0, false
+	}
+	if err == nil && c.fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q", c.fs.Arg(0))
+	}
+	if err != nil {
+		return c.fail(err), false
+	}
+	return 0, true
+}
+
+// fail reports a usage error and returns exit code 2.
+func (c *command) fail(err error) int {
+	fmt.Fprintf(c.stderr, "asyncdispatch %s: %v\nRun \"asyncdispatch %s --help\" for usage.\n", c.name, err, c.name)
+	return 2
+}
+
+// failf reports a runtime error and returns exit code 1.
+func (c *command) failf(format string, args ...any) int {
+	fmt.Fprintf(c.stderr, "asyncdispatch %s: %s\n", c.name, fmt.Sprintf(format, args...))
+	return 1
+}
+
+func (c *command) usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: asyncdispatch %s [flags]\n\n%s\n\nflags:\n", c.name, c.synopsis)
+	c.fs.SetOutput(w)
+	c.fs.PrintDefaults()
+	c.fs.SetOutput(io.Discard)
+}
+
+// stopper completes a future on SIGINT or SIGTERM (the library's
+// AddSignal: the signal arrives as a callback on the loop) or when ctx
+// ends. release removes the handlers, so a second Ctrl-C after it gets
+// the default action again.
+func stopper(ctx context.Context, d *ad.Dispatcher) (stop *ad.Future[ad.Void], release func(), err error) {
+	stop = ad.NewFuture[ad.Void](d, "stop")
+	fire := func() {
+		if !stop.Finished() {
+			stop.Complete(ad.Void{})
 		}
-		return n, nil
 	}
-	var fs2 []*ad.Future[int]
-	for i := 0; i < 100; i++ {
-		fs2 = append(fs2, ad.Async(d, worker))
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	for _, sig := range sigs {
+		if err := d.AddSignal(sig, func(ad.AsyncFD) bool { fire(); return false }); err != nil {
+			return nil, nil, err
+		}
 	}
-	counts, err := ad.WaitFor(ad.All(fs2...))
+	var done *ad.Future[ad.Void]
+	if ctx.Done() != nil {
+		done = ad.FromContext(d, ctx)
+		done.AddCallback(func() { done.Err(); fire() })
+	}
+	release = func() {
+		for _, sig := range sigs {
+			d.RemoveSignal(sig)
+		}
+		if done != nil {
+			done.Cancel()
+		}
+	}
+	return stop, release, nil
+}
+
+// count formats n with thousands separators.
+func count[T ~int | ~uint64 | ~int64](n T) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// plural is "1 line", "4 lines".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// startProfile starts a CPU profile written to path; stop ends it.
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
-	total := 0
-	for _, c := range counts {
-		total += c
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
 	}
-	fmt.Printf("100 async procedures slept %d times in %v\n", total, *dur)
-	return 0
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/asyncdispatch/asyncdispatch/internal/leakcheck"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+// output collects what a command writes (from the loop's goroutine) and
+// hands complete lines to whoever waits for them.
+type output struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	lines chan string
+	part  string
+}
+
+func newOutput() *output { return &output{lines: make(chan string, 1000)} }
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.buf.Write(p)
+	o.part += string(p)
+	for {
+		i := strings.IndexByte(o.part, '\n')
+		if i < 0 {
+			break
+		}
+		select {
+		case o.lines <- o.part[:i]:
+		default:
+		}
+		o.part = o.part[i+1:]
+	}
+	return len(p), nil
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// waitLine returns the first line containing s.
+func (o *output) waitLine(t *testing.T, s string) string {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case l := <-o.lines:
+			if strings.Contains(l, s) {
+				return l
+			}
+		case <-timeout:
+			t.Fatalf("no line with %q in:\n%s", s, o)
+		}
+	}
+}
+
+// background runs the command on a goroutine; wait returns its exit code.
+func background(ctx context.Context, args ...string) (out, errOut *output, wait func() int) {
+	out, errOut = newOutput(), newOutput()
+	code := make(chan int, 1)
+	go func() { code <- run(ctx, args, out, errOut) }()
+	return out, errOut, func() int {
+		select {
+		case c := <-code:
+			return c
+		case <-time.After(10 * time.Second):
+			panic("command did not exit: " + strings.Join(args, " "))
+		}
+	}
+}
+
+func runCmd(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(context.Background(), args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestUsageAndBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{nil, 2, "usage:"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"demo", "-duration", "soon"}, 2, "invalid value"},
+		{[]string{"demo", "-conns", "0"}, 2, "connections must be at least 1"},
+		{[]string{"demo", "-bogus"}, 2, "flag provided but not defined: -bogus"},
+		{[]string{"demo", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"serve"}, 2, "echo or http"},
+		{[]string{"serve", "ftp"}, 2, `unknown server "ftp"`},
+		{[]string{"serve", "echo", "--idle-timeout", "-1s"}, 2, "must not be negative"},
+		{[]string{"serve", "http", "--max-header", "10"}, 2, "--max-header"},
+		{[]string{"serve", "echo", "--addr", "127.0.0.1:notaport"}, 2, "port must be a number"},
+		{[]string{"serve", "echo", "--addr", "127.0.0.1:99999"}, 2, "port must be a number"},
+		{[]string{"serve", "echo", "--addr", "nocolon"}, 2, "missing port"},
+		{[]string{"bench"}, 2, "only echo"},
+		{[]string{"bench", "http"}, 2, `unknown benchmark "http"`},
+		{[]string{"bench", "echo", "--addr", "10.1.2.3:7"}, 2, "loopback"},
+		{[]string{"bench", "echo", "--addr", "example.com:7"}, 2, "loopback"},
+		{[]string{"bench", "echo", "--conns", "0"}, 2, "connections"},
+		{[]string{"bench", "echo", "--size", "0"}, 2, "size"},
+		{[]string{"bench", "echo", "--duration", "0s"}, 2, "duration"},
+	} {
+		code, _, stderr := runCmd(tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.stderr) {
+			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, tc.code, tc.stderr)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"}, {"help"}, {"demo", "--help"}, {"serve", "--help"}, {"serve", "http", "-h"},
+		{"bench", "--help"}, {"bench", "echo", "--help"},
+	} {
+		code, stdout, stderr := runCmd(args...)
+		if code != 0 || !strings.Contains(stdout, "usage: asyncdispatch") || stderr != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
+		}
+	}
+	_, stdout, _ := runCmd("serve", "--help")
+	for _, flag := range []string{"-addr", "-idle-timeout", "-max-header", "-max-body", "-callbacks"} {
+		if !strings.Contains(stdout, flag) {
+			t.Errorf("serve --help does not mention %s:\n%s", flag, stdout)
+		}
+	}
+}
+
+func TestDemo(t *testing.T) {
+	code, stdout, stderr := runCmd("demo", "-duration", "1200ms", "-conns", "20")
+	if code != 0 || stderr != "" {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"demo: echo server on 127.0.0.1:", "  1.0s  conns 20", "summary: connections=20", "errors=0 mismatches=0"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("no %q in:\n%s", want, stdout)
+		}
+	}
+}
+
+// serve echo, then bench echo against it; both stop when asked.
+func TestServeEchoAndBench(t *testing.T) {
+	for _, extra := range [][]string{nil, {"--callbacks"}} {
+		ctx, cancel := context.WithCancel(context.Background())
+		out, _, wait := background(ctx, append([]string{"serve", "echo", "--addr", "127.0.0.1:0"}, extra...)...)
+		addr := strings.Fields(out.waitLine(t, "serving echo on"))[4]
+
+		code, stdout, stderr := runCmd("bench", "echo", "--addr", addr, "--conns", "10", "--pipeline", "4",
+			"--duration", "300ms", "--warmup", "100ms", "--quiet")
+		if code != 0 || !strings.Contains(stdout, "errors 0  mismatches 0") || !strings.Contains(stdout, "p99.9") {
+			t.Fatalf("bench: exit %d\n%s\n%s", code, stdout, stderr)
+		}
+		cancel()
+		if code := wait(); code != 0 {
+			t.Fatalf("serve exited %d", code)
+		}
+		if !strings.Contains(out.String(), "stopped after 10 connections") {
+			t.Fatalf("serve output:\n%s", out)
+		}
+	}
+}
+
+func TestServeHTTP(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, _, wait := background(ctx, "serve", "http", "--addr", "127.0.0.1:0")
+	addr := strings.Fields(out.waitLine(t, "serving http on"))[4]
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for range 3 {
+		resp, err := client.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "Hello, World!" || resp.Header.Get("Content-Type") != "text/plain" {
+			t.Fatalf("%d %q %v", resp.StatusCode, body, resp.Header)
+		}
+	}
+	tr.CloseIdleConnections()
+	cancel()
+	if code := wait(); code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+}
+
+// SIGTERM (and so Ctrl-C's SIGINT) reaches the server through the
+// library's AddSignal and it exits cleanly.
+func TestServeSignal(t *testing.T) {
+	out, _, wait := background(context.Background(), "serve", "echo", "--addr", "127.0.0.1:0")
+	out.waitLine(t, "serving echo on")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := wait(); code != 0 {
+		t.Fatalf("serve exited %d after SIGTERM", code)
+	}
+	out.waitLine(t, "stopped after 0 connections")
+}
+
+// A port nobody listens on: bench fails with exit 1 and says why.
+func TestBenchRefused(t *testing.T) {
+	code, _, stderr := runCmd("bench", "echo", "--addr", "127.0.0.1:1", "--duration", "100ms")
+	if code != 1 || !strings.Contains(stderr, "connection refused") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// A port in use is a runtime failure (exit 1), with the reason.
+func TestServeAddrInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	code, _, stderr := runCmd("serve", "http", "--addr", ln.Addr().String())
+	if code != 1 || !strings.Contains(stderr, "address already in use") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}

@@ -1,0 +1,9 @@
+package hist
+
+import (
+	"testing"
+
+	"github.com/asyncdispatch/asyncdispatch/internal/leakcheck"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }

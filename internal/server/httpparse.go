@@ -1,0 +1,430 @@
+package server
+
+import "bytes"
+
+// HTTP/1.1 request framing (RFC 9112), as much of it as a server that
+// answers every request the same way needs: where a request ends, whether
+// the connection stays open, and which requests to refuse. The parser
+// works on bytes in the connection's buffer and allocates nothing.
+//
+// Accepted: CRLF or bare LF line ends (RFC 9112 §2.2), empty lines before
+// the request line, HTTP/1.0 and HTTP/1.1 (other 1.x minors as 1.1),
+// Content-Length and chunked bodies (read and discarded), Expect:
+// 100-continue. Refused, each with its status and then a close: a bare CR,
+// obs-fold, whitespace before a colon, a missing or repeated Host in
+// HTTP/1.1, Content-Length together with Transfer-Encoding, differing
+// Content-Lengths, a Transfer-Encoding whose last coding is not chunked or
+// sent with HTTP/1.0 (all 400 — request smuggling starts with these), a
+// head over the limit (431; 414 while still in the request line), a body
+// over the limit (413), a major version other than 1 (505).
+
+// request is what the server needs of a parsed request head.
+type request struct {
+	// head: the method is HEAD, the response has no body.
+	head bool
+	// http10: the request is HTTP/1.0.
+	http10 bool
+	// keepAlive: the connection stays open after the response.
+	keepAlive bool
+	// expect100: the client waits for "100 Continue" before the body.
+	expect100 bool
+	body      bodyKind
+	// length is the Content-Length of a bodyLength request.
+	length int64
+}
+
+type bodyKind uint8
+
+const (
+	bodyNone bodyKind = iota
+	bodyLength
+	bodyChunked
+)
+
+// findHeadEnd returns the length of the request head at the start of b —
+// up to and including the empty line that ends it — or -1 if b does not
+// hold all of it yet. from is where to resume a search that found nothing
+// in b[:from] before (a head arriving a byte at a time is not rescanned
+// from its start every time). Empty lines before the request line do not
+// end a head.
+func findHeadEnd(b []byte, from int) int {
+	start := 0
+	for start < len(b) && (b[start] == '\n' || b[start] == '\r' && start+1 < len(b) && b[start+1] == '\n') {
+		if b[start] == '\r' {
+			start++
+		}
+		start++
+	}
+	i := max(from, start)
+	for {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+		if i < len(b) && b[i] == '\n' {
+			return i + 1
+		}
+		if i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n' {
+			return i + 2
+		}
+		if i+1 >= len(b) {
+			return -1
+		}
+	}
+}
+
+// resumeAt is where findHeadEnd should resume after failing on b: far
+// enough back that an empty line split across two reads is still seen.
+func resumeAt(b []byte) int { return max(0, len(b)-3) }
+
+// parseHead parses a complete request head (as delimited by findHeadEnd).
+// status is 0 for a request to answer, else the error status to answer
+// with before closing the connection.
+func parseHead(b []byte) (r request, status int) {
+	// Empty lines before the request line are ignored (RFC 9112 §2.2).
+	for len(b) > 0 && (b[0] == '\n' || b[0] == '\r') {
+		b = b[1:]
+	}
+	line, rest := cutLine(b)
+	if line == nil {
+		return r, 400
+	}
+	// request-line = method SP request-target SP HTTP-version
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 || !isToken(line[:sp]) {
+		return r, 400
+	}
+	r.head = string(line[:sp]) == "HEAD"
+	line = line[sp+1:]
+	sp = bytes.IndexByte(line, ' ')
+	if sp <= 0 {
+		return r, 400
+	}
+	for _, c := range line[:sp] {
+		if c <= ' ' || c == 0x7f {
+			return r, 400
+		}
+	}
+	v := line[sp+1:]
+	if len(v) != 8 || string(v[:5]) != "HTTP/" || !isDigit(v[5]) || v[6] != '.' || !isDigit(v[7]) {
+		return r, 400
+	}
+	if v[5] != '1' {
+		return r, 505
+	}
+	http10 := v[7] == '0'
+	r.http10 = http10
+
+	var (
+		host, te, cl, closeTok, keepTok bool
+		chunkedLast                     bool
+	)
+	r.length = -1
+	for {
+		line, rest = cutLine(rest)
+		if line == nil {
+			return r, 400 // a bare CR
+		}
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return r, 400 // obs-fold
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !isToken(line[:colon]) {
+			return r, 400
+		}
+		name, val := line[:colon], trimOWS(line[colon+1:])
+		for _, c := range val {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return r, 400
+			}
+		}
+		switch len(name) {
+		case 4:
+			if eqFold(name, "host") {
+				if host {
+					return r, 400
+				}
+				host = true
+			}
+		case 6:
+			// An HTTP/1.0 client is never sent a 1xx (RFC 9110 §15.2).
+			if eqFold(name, "expect") && eqFold(val, "100-continue") && !http10 {
+				r.expect100 = true
+			}
+		case 10:
+			if eqFold(name, "connection") {
+				for tok := range bytes.SplitSeq(val, []byte(",")) {
+					tok = trimOWS(tok)
+					closeTok = closeTok || eqFold(tok, "close")
+					keepTok = keepTok || eqFold(tok, "keep-alive")
+				}
+			}
+		case 14:
+			if eqFold(name, "content-length") {
+				n, ok := parseDecimal(val)
+				if !ok || cl && n != r.length {
+					return r, 400
+				}
+				cl, r.length = true, n
+			}
+		case 17:
+			if eqFold(name, "transfer-encoding") {
+				// The codings of all Transfer-Encoding lines form one
+				// list; chunked must be its last element, and only there.
+				for tok := range bytes.SplitSeq(val, []byte(",")) {
+					tok = trimOWS(tok)
+					if len(tok) == 0 {
+						continue
+					}
+					if chunkedLast {
+						return r, 400 // a coding after chunked
+					}
+					te = true
+					chunkedLast = eqFold(tok, "chunked")
+				}
+			}
+		}
+	}
+	switch {
+	case !http10 && !host:
+		return r, 400
+	case te && (http10 || cl || !chunkedLast):
+		return r, 400
+	case te:
+		r.body = bodyChunked
+	case cl && r.length > 0:
+		r.body = bodyLength
+	}
+	if !cl {
+		r.length = 0
+	}
+	if http10 {
+		r.keepAlive = keepTok && !closeTok
+	} else {
+		r.keepAlive = !closeTok
+	}
+	return r, 0
+}
+
+// cutLine splits off the first line of b without its CRLF or LF. line is
+// nil for a line with a bare CR in it, or when b holds no line end.
+func cutLine(b []byte) (line, rest []byte) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return nil, b
+	}
+	line, rest = b[:i], b[i+1:]
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	if bytes.IndexByte(line, '\r') >= 0 {
+		return nil, rest
+	}
+	return line, rest
+}
+
+// tokenChars marks the characters of an RFC 9110 token.
+var tokenChars = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if !tokenChars[c] {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// eqFold reports whether b equals the lower-case ASCII string s, ignoring
+// case.
+func eqFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// parseDecimal parses 1*DIGIT of at most 18 digits (no sign, no list).
+func parseDecimal(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if !isDigit(c) {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// chunked reads and discards a chunked body (RFC 9112 §7.1): chunk-size
+// lines (extensions ignored), chunk data and its CRLF, the last chunk, and
+// the trailer section.
+type chunked struct {
+	state chunkState
+	// left is what remains of the current chunk's data.
+	left int64
+	// total counts the body's data bytes, trailer the trailer section's.
+	total   int64
+	trailer int
+}
+
+type chunkState uint8
+
+const (
+	chunkSize chunkState = iota
+	chunkData
+	chunkDataEnd
+	chunkTrailer
+)
+
+// maxChunkLine bounds a chunk-size line (with its extensions).
+const maxChunkLine = 4096
+
+// consume parses the chunked framing at the start of b and returns how
+// many bytes it used. done: the body is over. status != 0: the body is
+// malformed (400) or larger than maxBody or its trailers than maxHead
+// (413, 431); the connection must be closed. When b ends in the middle of
+// a line consume stops before the line: call it again with the line
+// complete.
+func (c *chunked) consume(b []byte, maxBody int64, maxHead int) (n int, done bool, status int) {
+	for n < len(b) {
+		switch c.state {
+		case chunkSize:
+			i := bytes.IndexByte(b[n:], '\n')
+			if i < 0 {
+				if len(b)-n > maxChunkLine {
+					return n, false, 400
+				}
+				return n, false, 0
+			}
+			line, _ := cutLine(b[n : n+i+1])
+			if line == nil {
+				return n, false, 400 // a bare CR
+			}
+			size, ok := parseChunkSize(line)
+			if !ok {
+				return n, false, 400
+			}
+			n += i + 1
+			if c.total += size; c.total > maxBody {
+				return n, false, 413
+			}
+			if size == 0 {
+				c.state = chunkTrailer
+			} else {
+				c.left, c.state = size, chunkData
+			}
+		case chunkData:
+			k := int(min(c.left, int64(len(b)-n)))
+			n += k
+			if c.left -= int64(k); c.left == 0 {
+				c.state = chunkDataEnd
+			}
+		case chunkDataEnd:
+			switch {
+			case b[n] == '\n':
+				n++
+			case b[n] != '\r':
+				return n, false, 400
+			case n+1 >= len(b):
+				return n, false, 0
+			case b[n+1] != '\n':
+				return n, false, 400
+			default:
+				n += 2
+			}
+			c.state = chunkSize
+		case chunkTrailer:
+			i := bytes.IndexByte(b[n:], '\n')
+			if i < 0 {
+				if c.trailer+len(b)-n > maxHead {
+					return n, false, 431
+				}
+				return n, false, 0
+			}
+			line, _ := cutLine(b[n : n+i+1])
+			if line == nil {
+				return n, false, 400
+			}
+			n += i + 1
+			if c.trailer += i + 1; c.trailer > maxHead {
+				return n, false, 431
+			}
+			if len(line) == 0 {
+				*c = chunked{}
+				return n, true, 0
+			}
+		}
+	}
+	return n, false, 0
+}
+
+// parseChunkSize parses chunk-size [ chunk-ext ]: 1 to 15 hex digits, then
+// nothing, or whitespace or ';' and anything visible.
+func parseChunkSize(line []byte) (int64, bool) {
+	var n int64
+	i := 0
+	for ; i < len(line) && i < 16; i++ {
+		c := line[i]
+		var v byte
+		switch {
+		case '0' <= c && c <= '9':
+			v = c - '0'
+		case 'a' <= c && c <= 'f':
+			v = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			v = c - 'A' + 10
+		default:
+			goto ext
+		}
+		n = n<<4 | int64(v)
+	}
+ext:
+	if i == 0 || i > 15 {
+		return 0, false
+	}
+	if i < len(line) && line[i] != ';' && line[i] != ' ' && line[i] != '\t' {
+		return 0, false
+	}
+	return n, true
+}

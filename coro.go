@@ -61,7 +61,20 @@ type Coro struct {
 	rop *recvOp[int]
 	sop *sendOp
 	wop *waitOp
+	// budget counts the I/O operations that may still complete without a
+	// suspension before the coroutine yields to the loop (see yieldIfSpent).
+	budget int
 }
+
+// ioBudget is how many socket operations an async procedure may complete
+// in a row without suspending before it yields to the loop. Try-first I/O
+// and the no-switch Await of a finished future would otherwise let a
+// connection whose socket always has data run forever and starve every
+// other connection, timer and signal on the loop (Tokio's cooperative
+// budget is 128 for the same reason). Awaits of futures that are not
+// socket operations do not count: a million synchronous awaits still need
+// no Poll (Nim #6100).
+const ioBudget = 128
 
 type coroMode uint8
 
@@ -185,7 +198,7 @@ func (d *Dispatcher) getCoro() *Coro {
 		d.idle = d.idle[:n-1]
 		return co
 	}
-	co := &Coro{d: d}
+	co := &Coro{d: d, budget: ioBudget}
 	co.next, co.stop = iter.Pull(co.loop)
 	co.idx = len(d.coros)
 	d.coros = append(d.coros, co)
@@ -297,6 +310,8 @@ func Await[T any](co *Coro, f *Future[T]) (T, error) {
 		if err := co.suspend(f); err != nil {
 			return zero, err
 		}
+	} else if _, io := f.src.(ioOp); io {
+		co.spend()
 	}
 	f.markSeen()
 	if f.state == failed {
@@ -306,6 +321,30 @@ func Await[T any](co *Coro, f *Future[T]) (T, error) {
 		return zero, ErrCancelled
 	}
 	return f.value, nil
+}
+
+// spend counts one socket operation that completed without a suspension
+// and, once the budget is spent, yields to the loop: the coroutine is
+// queued behind everything that is ready and resumes in the same Poll's
+// drain or the next one. The operation's result is not affected; a
+// cancellation or Close that arrives meanwhile is kept for the next Await.
+func (co *Coro) spend() {
+	co.budget--
+	if co.budget > 0 {
+		return
+	}
+	co.budget = ioBudget
+	if co.stopped || co.d.current != co {
+		return
+	}
+	gen := co.gen
+	co.d.ready.push(entry{fn: func() { co.wake(gen) }})
+	// Let the loop see I/O too, not only the ready queue: a drain that
+	// never ends would starve descriptors and timers just the same.
+	co.d.yieldIO = true
+	if err := co.park(nil, gen); err == ErrCancelled {
+		co.cancelReq = true
+	}
 }
 
 // awaitForeign awaits a future of another dispatcher, which runs on
@@ -382,6 +421,7 @@ func (co *Coro) park(f futureBase, gen uint32) error {
 	co.waiting = nil
 	co.gen++
 	co.mode = coroRunning
+	co.budget = ioBudget
 	if !ok || co.stopped {
 		co.stopped = true
 		co.stopSeen++

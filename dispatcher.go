@@ -51,6 +51,9 @@ type Dispatcher struct {
 	// current is the coroutine running now, nil on the loop itself.
 	polling bool
 	current *Coro
+	// yieldIO: a coroutine spent its I/O budget and yielded; the current
+	// drain stops so the loop polls descriptors and timers (loop.go).
+	yieldIO bool
 	// coros is every live coroutine, idle the pooled ones.
 	coros []*Coro
 	idle  []*Coro

@@ -21,7 +21,11 @@ import (
 //  6. move callbacks posted by other goroutines onto the ready queue;
 //  7. drain the ready queue until it is empty, including callbacks queued
 //     while draining (shared/nim-semantics.md §3.4). This is the only place
-//     future callbacks and coroutine resumptions run.
+//     future callbacks and coroutine resumptions run. One exception keeps
+//     a busy connection from starving the rest: an async procedure that
+//     completed its I/O budget of socket operations without ever
+//     suspending yields (Coro.spend), and the drain then stops so the next
+//     Poll looks at descriptors and timers before going on.
 //
 // A panic in a callback or an AsyncCheck failure stops the drain; the
 // callbacks behind it stay queued for the next Poll, and Poll returns the
@@ -122,7 +126,8 @@ func (d *Dispatcher) runOnce(timeout time.Duration) (err error) {
 
 // drainReady runs queued callbacks until the queue is empty or one fails.
 func (d *Dispatcher) drainReady() {
-	for d.ready.len() > 0 && len(d.checkErr) == 0 {
+	d.yieldIO = false
+	for d.ready.len() > 0 && len(d.checkErr) == 0 && !d.yieldIO {
 		d.drainSome()
 	}
 }
@@ -141,7 +146,7 @@ func (d *Dispatcher) drainSome() {
 			}
 		}
 	}()
-	for d.ready.len() > 0 && len(d.checkErr) == 0 {
+	for d.ready.len() > 0 && len(d.checkErr) == 0 && !d.yieldIO {
 		cur = d.ready.pop()
 		if cur.fut != nil {
 			cur.fut.runCallbacks()

@@ -108,10 +108,12 @@ func (d *Dispatcher) lookup(fd AsyncFD) *fdState {
 }
 
 // Register registers fd with the dispatcher, with no interest: it does not
-// count as pending until an operation or callback waits on it. It returns
-// ErrAlreadyRegistered for a registered fd and ErrInvalidFD for a negative
-// one or one that is not open. The fd stays the caller's: Close of the
-// dispatcher unregisters it but does not close it.
+// count as pending until an operation or callback waits on it. It makes fd
+// non-blocking (O_NONBLOCK), as an event loop needs: a blocking call on a
+// registered descriptor would stall every procedure on the loop. It
+// returns ErrAlreadyRegistered for a registered fd and ErrInvalidFD for a
+// negative one or one that is not open. The fd stays the caller's: Close
+// of the dispatcher unregisters it but does not close it.
 func (d *Dispatcher) Register(fd AsyncFD) error {
 	if fd >= 0 && !d.closed {
 		// The fd must be open: a closed or made-up number would only
@@ -119,6 +121,11 @@ func (d *Dispatcher) Register(fd AsyncFD) error {
 		// (gigabytes for 1<<30).
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
 			return fmt.Errorf("%w %d: %w", ErrInvalidFD, fd, os.NewSyscallError("fcntl", err))
+		}
+		if d.lookup(fd) == nil {
+			if err := unix.SetNonblock(int(fd), true); err != nil {
+				return os.NewSyscallError("fcntl", err)
+			}
 		}
 	}
 	_, err := d.register(fd, false)

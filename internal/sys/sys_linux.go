@@ -55,10 +55,14 @@ var (
 
 // The raw calls below avoid x/sys's wrappers, which put the sockaddr on
 // the heap on every call: the sockaddr lives in the operation that needs
-// it, or nowhere.
+// it, or nowhere. recvfrom and sendto are made with RawSyscall6, without
+// telling the scheduler (entersyscall/exitsyscall cost more than a
+// loopback send's bookkeeping): they are only ever made on non-blocking
+// sockets — the package creates its sockets non-blocking and Register
+// makes a descriptor non-blocking — so they return at once.
 
 func recvFrom(fd int, p []byte, flags int, rsa *unix.RawSockaddrAny, alen *uint32) (int, error) {
-	r, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd),
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd),
 		uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), uintptr(flags),
 		uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(alen)))
 	if e != 0 {
@@ -68,7 +72,7 @@ func recvFrom(fd int, p []byte, flags int, rsa *unix.RawSockaddrAny, alen *uint3
 }
 
 func sendTo(fd int, p []byte, flags int, sa unsafe.Pointer, salen uint32) (int, error) {
-	r, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd),
+	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd),
 		uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), uintptr(flags),
 		uintptr(sa), uintptr(salen))
 	if e != 0 {

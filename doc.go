@@ -106,15 +106,23 @@
 //     callback receives InvalidFD.
 //   - Socket operations try the system call first and wait for readiness
 //     only on EAGAIN, as Go's internal/poll does (Nim always waits for
-//     readiness first); a Send that the kernel takes at once returns a
-//     finished future. Several outstanding operations in one direction
-//     still complete strictly in order.
+//     readiness first) — except a receive right after one that drained the
+//     socket, which waits for readiness and so saves a system call that
+//     would fail; a Send that the kernel takes at once returns a finished
+//     future. Several outstanding operations in one direction still
+//     complete strictly in order.
 //   - Accepted sockets are non-blocking and close-on-exec (Nim leaves them
 //     blocking); EMFILE/ENFILE on accept backs off instead of spinning and
 //     is reported once per episode; name resolution does not block the
 //     loop; Dial uses Happy Eyeballs (RFC 8305) instead of sequential
 //     attempts; CloseSocket fails pending operations before the descriptor
 //     number is released (Nim #12652); errors carry their errno.
+//   - An async procedure that completes 128 socket operations in a row
+//     without suspending yields to the loop once (a cooperative budget, as
+//     Tokio's), so a connection whose socket always has data cannot starve
+//     the others; Nim's loop has the same starvation (#7193) in its drain.
+//   - Register makes the descriptor non-blocking (Nim leaves that to the
+//     caller); a blocking call on a registered fd would stall the loop.
 //   - Unregister fails pending operations with ErrNotRegistered instead of
 //     orphaning them; unregistering twice returns an error (Nim asserts).
 //   - AsyncEvent.Close unregisters (Nim PR #4694); AddProcess uses pidfd,

@@ -1,124 +1,34 @@
 package asyncdispatch_test
 
 import (
-	"flag"
-	"fmt"
 	"os"
-	"runtime"
-	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	ad "github.com/asyncdispatch/asyncdispatch"
+	"github.com/asyncdispatch/asyncdispatch/internal/leakcheck"
 )
 
 // TestMain fails the run if the tests leak goroutines (suspended
 // coroutines of a closed dispatcher included: each is a goroutine) or file
 // descriptors (sockets, epoll and eventfd instances, pidfds, pipes), as
-// src/net/main_test.go does.
+// src/net/main_test.go does; internal/leakcheck does the counting for
+// every package.
 func TestMain(m *testing.M) {
-	flag.Parse()
-	// The first timer starts the runtime's own netpoller (an epoll fd and
-	// an eventfd): do that before taking the baseline.
-	time.Sleep(time.Millisecond)
-	snap := takeSnapshot()
-	code := m.Run()
-	if code == 0 && !fuzzing() {
+	os.Exit(leakcheck.Run(m, func() {
 		if d := ad.GetGlobalDispatcherIfAny(); d != nil {
 			d.Close()
 		}
-		if err := settle(snap); err != nil {
-			fmt.Fprintln(os.Stderr, "leak check:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// fuzzing reports whether this process runs a fuzz target (as the
-// coordinator or as a worker): the fuzzing engine keeps goroutines and
-// pipes of its own, so the process-wide check does not apply. The fuzz
-// targets check for leaks per input.
-func fuzzing() bool {
-	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
-		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
-			return true
-		}
-	}
-	return false
+	}))
 }
 
 // snapshot is the goroutines and descriptors of the process at one time.
-type snapshot struct {
-	g   int
-	fds map[string]string
-}
+type snapshot = leakcheck.Snapshot
 
-func takeSnapshot() snapshot { return snapshot{runtime.NumGoroutine(), openFDs()} }
-
-// settle waits (briefly: exiting goroutines need a moment) for the
-// goroutine and fd counts to return to the snapshot.
-func settle(s snapshot) error {
-	var err error
-	for i := 0; i < 200; i++ {
-		err = nil
-		if g := runtime.NumGoroutine(); g > s.g {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			err = fmt.Errorf("%d goroutines leaked (%d before, %d after):\n%s", g-s.g, s.g, g, buf)
-		} else if extra := newFDs(s.fds); len(extra) > 0 {
-			err = fmt.Errorf("file descriptors leaked: %s", strings.Join(extra, ", "))
-		}
-		if err == nil {
-			return nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return err
-}
-
-func openFDs() map[string]string {
-	m := map[string]string{}
-	ents, _ := os.ReadDir("/proc/self/fd")
-	for _, e := range ents {
-		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		m[e.Name()] = target
-	}
-	return m
-}
-
-// newFDs lists the descriptors open now that were not in before, with
-// what they are: "7 -> socket:[1234] (socket)", "9 -> anon_inode:[pidfd]
-// (pidfd)".
-func newFDs(before map[string]string) []string {
-	var out []string
-	for fd, target := range openFDs() {
-		if before[fd] == target || strings.HasPrefix(target, "/proc/") && strings.HasSuffix(target, "/fd") {
-			continue
-		}
-		out = append(out, fd+" -> "+target+" ("+fdKind(target)+")")
-	}
-	sort.Strings(out)
-	return out
-}
-
-// fdKind names what a /proc/self/fd link points at.
-func fdKind(target string) string {
-	switch {
-	case strings.HasPrefix(target, "socket:"):
-		return "socket"
-	case target == "anon_inode:[pidfd]":
-		return "pidfd (AddProcess/WaitProcess)"
-	case target == "anon_inode:[eventfd]":
-		return "eventfd (AsyncEvent or a dispatcher's waker)"
-	case target == "anon_inode:[eventpoll]":
-		return "epoll instance (a dispatcher not closed)"
-	case strings.HasPrefix(target, "pipe:"):
-		return "pipe"
-	}
-	return "file"
-}
+func takeSnapshot() snapshot                   { return leakcheck.Take() }
+func settle(s snapshot) error                  { return s.Settle() }
+func openFDs() map[string]string               { return leakcheck.OpenFDs() }
+func newFDs(before map[string]string) []string { return leakcheck.NewFDs(before) }
 
 // checkLeaks runs body and fails t if it leaves goroutines or descriptors
 // behind once it returns (the dispatcher it used must be closed).

@@ -112,7 +112,7 @@ func TestCloseOnExecEverywhere(t *testing.T) {
 		}
 		made = append(made, target)
 		if want := n != int(inheritable); cloexec(t, n) != want {
-			t.Errorf("fd %d (%s, %s): close-on-exec %v", n, target, fdKind(target), !want)
+			t.Errorf("fd %d (%s): close-on-exec %v", n, target, !want)
 		}
 	}
 	sort.Strings(made)

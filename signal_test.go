@@ -3,7 +3,6 @@ package asyncdispatch_test
 import (
 	"errors"
 	"os"
-	"os/signal"
 	"syscall"
 	"testing"
 	"time"
@@ -12,13 +11,8 @@ import (
 )
 
 // os/signal starts a goroutine of its own, for good, on the first Notify
-// in the process; start it here, before TestMain and checkLeaks take their
-// goroutine baselines, so it is not counted as a leak of AddSignal.
-func init() {
-	c := make(chan os.Signal, 1)
-	signal.Notify(c, syscall.SIGUSR2)
-	signal.Stop(c)
-}
+// in the process; leakcheck.Run starts it before taking its baseline, so
+// it is not counted as a leak of AddSignal.
 
 // kill sends sig to the test process.
 func kill(t testing.TB, sig syscall.Signal) {

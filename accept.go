@@ -326,22 +326,31 @@ func addrString(rsa *unix.RawSockaddrAny) (string, error) {
 // listener fails it with ErrClosedSocket.
 func (d *Dispatcher) AcceptAddr(fd AsyncFD, flags SocketFlag, inheritable bool) *Future[AcceptResult] {
 	op := &acceptAddrOp{}
-	op.fut.d = d
-	op.fut.src = op
+	return startAccept(d, &op.fut, op, &op.acceptCore, fd, flags, inheritable)
+}
+
+// startAccept sets up an accept operation's future and either accepts at
+// once (try first) or queues the operation on the listener.
+func startAccept[T any](d *Dispatcher, f *Future[T], op interface {
+	ioOp
+	source
+}, core *acceptCore, fd AsyncFD, flags SocketFlag, inheritable bool) *Future[T] {
+	f.d = d
+	f.src = op
 	if d.tracking {
-		d.track(&op.fut, 2)
+		d.track(f, 3)
 	}
-	if err := op.init(d, fd, flags, inheritable); err != nil {
-		op.fut.tryFail(err)
-		return &op.fut
+	if err := core.init(d, fd, flags, inheritable); err != nil {
+		f.tryFail(err)
+		return f
 	}
-	if canTry(op.s, poller.Read) && op.ready(fd) {
-		return &op.fut
+	if canTry(core.s, poller.Read) && op.ready(fd) {
+		return f
 	}
-	if err := op.queue(op); err != nil {
-		op.fut.tryFail(err)
+	if err := core.queue(op); err != nil {
+		f.tryFail(err)
 	}
-	return &op.fut
+	return f
 }
 
 // acceptOp is a pending Accept.
@@ -378,20 +387,5 @@ func (op *acceptOp) ready(AsyncFD) bool {
 // completes as soon as the connection is accepted.
 func (d *Dispatcher) Accept(fd AsyncFD, flags SocketFlag, inheritable bool) *Future[AsyncFD] {
 	op := &acceptOp{}
-	op.fut.d = d
-	op.fut.src = op
-	if d.tracking {
-		d.track(&op.fut, 2)
-	}
-	if err := op.init(d, fd, flags, inheritable); err != nil {
-		op.fut.tryFail(err)
-		return &op.fut
-	}
-	if canTry(op.s, poller.Read) && op.ready(fd) {
-		return &op.fut
-	}
-	if err := op.queue(op); err != nil {
-		op.fut.tryFail(err)
-	}
-	return &op.fut
+	return startAccept(d, &op.fut, op, &op.acceptCore, fd, flags, inheritable)
 }

@@ -149,3 +149,37 @@ func TestFuturesInProgress(t *testing.T) {
 	}
 	d.SetTracking(false)
 }
+
+// Regression: a Cancel that arrives in the same round as the completion of
+// the future the procedure awaits (the future wins, so it cannot be
+// cancelled) must not be lost: the procedure gets the result, and its next
+// Await returns ErrCancelled. Found by the HTTP server's idle-timeout test
+// under load: an expired connection whose data arrived in the same poll
+// was never dropped.
+func TestCancelRacingCompletionNotLost(t *testing.T) {
+	d := newD(t)
+	first := ad.NewFuture[int](d, "first")
+	var got []string
+	p := ad.Async(d, func(co *ad.Coro) (int, error) {
+		v, err := ad.Await(co, first)
+		got = append(got, itoa(v))
+		if err != nil {
+			got = append(got, "first:"+err.Error())
+		}
+		// Without the fix this sleep was never cancelled: bound it so the
+		// test fails instead of hanging.
+		_, err = ad.Await(co, ad.Timeout(d.SleepAsync(time.Hour), 5*time.Second))
+		return v, err
+	})
+	// Complete the awaited future, then cancel the procedure before its
+	// resumption has run.
+	first.Complete(7)
+	p.Cancel()
+	_, err := ad.WaitFor(p)
+	if !errors.Is(err, ad.ErrCancelled) || len(got) != 1 || got[0] != "7" {
+		t.Fatalf("err %v, procedure saw %v", err, got)
+	}
+	if d.HasPendingOperations() {
+		t.Fatal("the cancelled procedure's sleep is still pending")
+	}
+}

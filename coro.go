@@ -431,9 +431,18 @@ func (co *Coro) park(f futureBase, gen uint32) error {
 		return ErrClosed
 	}
 	if co.cancelReq {
-		co.cancelReq = false
-		if f == nil || !f.Finished() {
+		switch {
+		case f == nil || !f.Finished():
+			co.cancelReq = false
 			return ErrCancelled
+		case isCancel(f.errOrNil()):
+			// Delivered through f, which was cancelled with us.
+			co.cancelReq = false
+		default:
+			// f finished on its own in the same round as the Cancel:
+			// its result is returned now, and the cancellation stays
+			// requested for the next Await (dropping it here left a
+			// cancelled procedure running for good).
 		}
 	}
 	return nil

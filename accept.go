@@ -345,6 +345,7 @@ func startAccept[T any](d *Dispatcher, f *Future[T], op interface {
 		return f
 	}
 	if canTry(core.s, poller.Read) && op.ready(fd) {
+		d.charge()
 		return f
 	}
 	if err := core.queue(op); err != nil {

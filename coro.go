@@ -71,9 +71,11 @@ type Coro struct {
 // and the no-switch Await of a finished future would otherwise let a
 // connection whose socket always has data run forever and starve every
 // other connection, timer and signal on the loop (Tokio's cooperative
-// budget is 128 for the same reason). Awaits of futures that are not
-// socket operations do not count: a million synchronous awaits still need
-// no Poll (Nim #6100).
+// budget is 128 for the same reason). Only socket operations that complete
+// at once are counted, where they happen (Dispatcher.charge); the yield
+// comes at the next Await of a finished future, whatever wraps the
+// operation. A million synchronous awaits of other futures still need no
+// Poll (Nim #6100).
 const ioBudget = 128
 
 type coroMode uint8
@@ -310,8 +312,8 @@ func Await[T any](co *Coro, f *Future[T]) (T, error) {
 		if err := co.suspend(f); err != nil {
 			return zero, err
 		}
-	} else if _, io := f.src.(ioOp); io {
-		co.spend()
+	} else if co.budget <= 0 {
+		co.yieldSpent()
 	}
 	f.markSeen()
 	if f.state == failed {
@@ -323,16 +325,22 @@ func Await[T any](co *Coro, f *Future[T]) (T, error) {
 	return f.value, nil
 }
 
-// spend counts one socket operation that completed without a suspension
-// and, once the budget is spent, yields to the loop: the coroutine is
-// queued behind everything that is ready and resumes in the same Poll's
-// drain or the next one. The operation's result is not affected; a
-// cancellation or Close that arrives meanwhile is kept for the next Await.
-func (co *Coro) spend() {
-	co.budget--
-	if co.budget > 0 {
-		return
+// charge counts a socket operation that completed at once (try first) on
+// the budget of the coroutine running it, if any. It is charged where the
+// I/O happens, not where it is awaited, so an operation awaited through a
+// wrapper (Timeout, All, a FutureStream) counts just the same.
+func (d *Dispatcher) charge() {
+	if co := d.current; co != nil {
+		co.budget--
 	}
+}
+
+// yieldSpent is called by an Await that would not switch once the budget
+// is spent: the coroutine yields to the loop, queued behind everything
+// that is ready, and resumes in the same Poll's drain or the next one. The
+// awaited result is not affected; a cancellation or Close that arrives
+// meanwhile is kept for the next Await.
+func (co *Coro) yieldSpent() {
 	co.budget = ioBudget
 	if co.stopped || co.d.current != co {
 		return

@@ -222,3 +222,40 @@ func TestBusyConnectionYields(t *testing.T) {
 	}
 	t.Logf("timer fired after %d of %d bytes", firedAt, total)
 }
+
+// The budget is charged where the I/O happens, so a busy procedure that
+// awaits its receives through a wrapper (here Timeout) yields as well.
+func TestBusyConnectionYieldsThroughWrapper(t *testing.T) {
+	d := newD(t)
+	a, b := socketPair(t, d)
+	const total = 100 << 10
+	data := bytes.Repeat([]byte("y"), total)
+	for sent := 0; sent < total; {
+		n, err := unix.Write(int(b), data[sent:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent += n
+	}
+	read := 0
+	reader := ad.Async(d, func(co *ad.Coro) (int, error) {
+		buf := make([]byte, 64)
+		for read < total {
+			n, err := ad.Await(co, ad.Timeout(d.RecvInto(a, buf, 0), time.Hour))
+			if err != nil {
+				return read, err
+			}
+			read += n
+		}
+		return read, nil
+	})
+	firedAt := -1
+	d.SleepAsync(0).AddCallback(func() { firedAt = read })
+	if n, err := ad.WaitFor(reader); n != total || err != nil {
+		t.Fatal(n, err)
+	}
+	d.Drain(time.Second)
+	if firedAt < 0 || firedAt >= total {
+		t.Fatalf("the timer fired after %d of %d bytes: the reader starved the loop", firedAt, total)
+	}
+}

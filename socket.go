@@ -140,6 +140,7 @@ func start[T any](d *Dispatcher, f *Future[T], op ioOp, fd AsyncFD, dir poller.I
 		return f
 	}
 	if canTry(s, dir) && op.ready(fd) {
+		d.charge()
 		return f
 	}
 	if err := d.addWaiter(fd, dir, waiter{op: op}); err != nil {

@@ -95,18 +95,12 @@ func (s *chat) join(fd ad.AsyncFD) {
 // reader broadcasts every line c sends.
 func (s *chat) reader(co *ad.Coro, c *client) (ad.Void, error) {
 	buf := make([]byte, maxLine)
-	n := 0      // buf[:n] is the start of a line
-	streak := 0 // receives in a row that finished at once
+	n := 0 // buf[:n] is the start of a line
 	for {
+		// A client that keeps its socket full cannot keep the loop to
+		// itself: the dispatcher's I/O budget makes this procedure yield
+		// now and then.
 		f := s.d.RecvInto(c.fd, buf[n:], ad.DefaultFlags)
-		// A receive that finds data finishes at once and Await returns
-		// without a switch: a client that keeps its socket full would
-		// keep the loop to itself. Give the others a turn now and then.
-		if !f.Finished() {
-			streak = 0
-		} else if streak++; streak%32 == 0 {
-			ad.Await(co, s.d.SleepAsync(0))
-		}
 		k, err := ad.Await(co, ad.Timeout(f, s.idle))
 		switch {
 		case errors.Is(err, ad.ErrTimeout):

@@ -350,13 +350,8 @@ type client struct {
 	send             *ad.Future[ad.Void]
 	times            []time.Duration // send times of the messages in flight, a ring
 	head             int
-	streak           int // receives in a row that finished at once
 	done, mismatched bool
 }
-
-// fairBudget bounds how many receives in a row may finish at once before
-// a connection yields to the loop.
-const fairBudget = 32
 
 // run is the connection's async procedure.
 func (c *client) run(co *ad.Coro) (ad.Void, error) {
@@ -374,16 +369,10 @@ func (c *client) run(co *ad.Coro) (ad.Void, error) {
 	size := r.cfg.Size
 	c.queue(r.cfg.Pipeline)
 	for !r.stopping || c.inflight > 0 {
-		f := r.d.RecvInto(c.fd, c.buf, ad.DefaultFlags)
 		// A receive that finishes at once lets Await return without a
-		// switch; after fairBudget in a row, give the other connections
-		// and the timers a turn.
-		if !f.Finished() {
-			c.streak = 0
-		} else if c.streak++; c.streak >= fairBudget {
-			c.streak = 0
-			ad.Await(co, r.d.SleepAsync(0))
-		}
+		// switch; the dispatcher's I/O budget still gives the other
+		// connections and the timers a turn.
+		f := r.d.RecvInto(c.fd, c.buf, ad.DefaultFlags)
 		n, err := ad.Await(co, f)
 		if err != nil {
 			if !errors.Is(err, ad.ErrCancelled) && !errors.Is(err, ad.ErrClosed) {

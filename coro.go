@@ -161,7 +161,7 @@ func (c *asyncCall[T]) cancel() bool {
 			if w != nil {
 				w.removeWaiter(co)
 			}
-			co.d.ready.push(entry{fn: func() { co.wake(gen) }})
+			co.d.ready.push(fnRunner(func() { co.wake(gen) }))
 		}
 	}
 	return true
@@ -346,7 +346,7 @@ func (co *Coro) yieldSpent() {
 		return
 	}
 	gen := co.gen
-	co.d.ready.push(entry{fn: func() { co.wake(gen) }})
+	co.d.ready.push(fnRunner(func() { co.wake(gen) }))
 	// Let the loop see I/O too, not only the ready queue: a drain that
 	// never ends would starve descriptors and timers just the same.
 	co.d.yieldIO = true

@@ -121,7 +121,7 @@ func (d *Dispatcher) CallSoon(cb func()) {
 	if cb == nil || d.closed {
 		return
 	}
-	d.ready.push(entry{fn: cb})
+	d.ready.push(fnRunner(cb))
 }
 
 // CallSoonThreadSafe is CallSoon for other goroutines: it queues cb on the
@@ -166,7 +166,7 @@ func (d *Dispatcher) takeRemote() {
 	d.nremote.Store(0)
 	d.remoteMu.Unlock()
 	for _, cb := range r {
-		d.ready.push(entry{fn: cb})
+		d.ready.push(fnRunner(cb))
 	}
 }
 

@@ -227,7 +227,7 @@ func (f *Future[T]) finish() {
 		}
 	}
 	if f.cb0.fn != nil || f.cb0.co != nil {
-		d.ready.push(entry{fut: f})
+		d.ready.push(f)
 	}
 	if f.state == failed && !f.seen && !isCancel(f.err) && !d.closed {
 		watchUnseen(f)
@@ -275,7 +275,7 @@ func (f *Future[T]) AddCallback(cb func()) {
 
 func (f *Future[T]) addCallback(c callback) {
 	if f.state != pending {
-		f.d.ready.push(entry{fn: func() { c.call(f) }})
+		f.d.ready.push(fnRunner(func() { c.call(f) }))
 		return
 	}
 	if f.cb0.fn == nil && f.cb0.co == nil {

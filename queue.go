@@ -4,18 +4,18 @@ package asyncdispatch
 // deque). It is a ring buffer that grows by doubling and never shrinks
 // below its initial size, so steady-state traffic allocates nothing.
 //
-// An entry is either a future whose callback list is due (fut != nil; one
-// entry runs all callbacks that were registered when it finished, which is
-// the same order as queueing each of them) or a single function.
+// An entry is either a future whose callback list is due (one entry runs
+// all callbacks that were registered when it finished, which is the same
+// order as queueing each of them) or a single function (fnRunner: a func
+// value is pointer-shaped, so wrapping it in the interface allocates
+// nothing). One interface word pair per entry keeps the ring small and the
+// drain to one dynamic call per entry.
 type readyQueue struct {
 	buf        []entry
 	head, size int
 }
 
-type entry struct {
-	fut runner
-	fn  func()
-}
+type entry = runner
 
 // runner is a finished future with callbacks to run.
 type runner interface {
@@ -25,6 +25,12 @@ type runner interface {
 	runCallbacks()
 	hasCallbacks() bool
 }
+
+// fnRunner is a single queued function (CallSoon and internal wake-ups).
+type fnRunner func()
+
+func (f fnRunner) runCallbacks()      { f() }
+func (f fnRunner) hasCallbacks() bool { return false }
 
 func (q *readyQueue) len() int { return q.size }
 
@@ -49,7 +55,7 @@ func (q *readyQueue) pushFront(e entry) {
 
 func (q *readyQueue) pop() entry {
 	e := q.buf[q.head]
-	q.buf[q.head] = entry{}
+	q.buf[q.head] = nil
 	q.head = (q.head + 1) & (len(q.buf) - 1)
 	q.size--
 	return e

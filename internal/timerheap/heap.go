@@ -11,8 +11,8 @@
 //     a cache miss per comparison (Go's runtime keeps timerWhen inline for
 //     the same reason);
 //   - Remove is lazy: it marks the timer unqueued and leaves its slot in
-//     place as a tombstone, recognised because the timer's gen no longer
-//     matches the slot's. Tombstones reaching the top are dropped by Peek
+//     place as a tombstone, recognised because the timer's seq (that of
+//     its latest Push) no longer matches the slot's. Tombstones reaching the top are dropped by Peek
 //     and Pop, and when they outnumber live timers the heap is rebuilt
 //     without them, so a cancelled timer costs O(1) to cancel, counts in
 //     Len no more (Nim PR #25567: nothing lingers as pending) and holds
@@ -27,13 +27,15 @@
 //     a callback that adds or removes timers cannot corrupt an iteration.
 package timerheap
 
+import "slices"
+
 // Timer is one entry. When is on the caller's monotonic clock, in
 // nanoseconds; it must not change while the timer is queued. Arg is the
 // caller's payload, untouched by the heap.
 type Timer struct {
 	When   int64
 	Arg    any
-	gen    uint32
+	seq    uint64 // the sequence number of its latest Push
 	queued bool
 }
 
@@ -44,10 +46,11 @@ type slot struct {
 	when int64
 	seq  uint64
 	t    *Timer
-	gen  uint32
 }
 
-func (s *slot) live() bool { return s.t.queued && s.t.gen == s.gen }
+// live: the slot is the timer's current one. Sequence numbers are unique
+// per Push, so a timer removed and pushed again leaves its old slot dead.
+func (s *slot) live() bool { return s.t.queued && s.t.seq == s.seq }
 
 // Heap is the queue. The zero value is empty and ready to use.
 type Heap struct {
@@ -89,15 +92,26 @@ func (h *Heap) head() *slot {
 // Push queues t, which must not be queued already.
 func (h *Heap) Push(t *Timer) {
 	h.seq++
-	t.gen++
+	t.seq = h.seq
 	t.queued = true
-	sl := slot{when: t.When, seq: h.seq, t: t, gen: t.gen}
+	sl := slot{when: t.When, seq: h.seq, t: t}
 	if h.qh == len(h.q) || !less(&sl, &h.q[len(h.q)-1]) {
-		h.q = append(h.q, sl)
+		h.q = append(double(h.q), sl)
 		return
 	}
-	h.s = append(h.s, sl)
+	h.s = append(double(h.s), sl)
 	h.up(len(h.s) - 1)
+}
+
+// double makes room for one more slot by doubling a full array. append
+// alone grows large slices by about 1.25x, so a queue filled to a million
+// timers would copy (and leave to the collector) five times its final
+// size instead of twice.
+func double(s []slot) []slot {
+	if len(s) < cap(s) {
+		return s
+	}
+	return slices.Grow(s, max(cap(s), 64))
 }
 
 // Pop removes and returns the earliest timer, or nil.

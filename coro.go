@@ -56,11 +56,9 @@ type Coro struct {
 	idx int
 	// call is the procedure running now (for traces and Cancel).
 	call procCall
-	// rop, sop and wop are the reusable operations of co.RecvInto,
-	// co.Send and co.WaitReadable/WaitWritable (coro_io.go).
-	rop *recvOp[int]
-	sop *sendOp
-	wop *waitOp
+	// op is the reusable operation of co.RecvInto, co.Send and
+	// co.WaitReadable/WaitWritable (coro_io.go).
+	op *coroOp
 	// budget counts the I/O operations that may still complete without a
 	// suspension before the coroutine yields to the loop (see yieldIfSpent).
 	budget int

@@ -7,14 +7,96 @@ import "github.com/asyncdispatch/asyncdispatch/internal/poller"
 // co.RecvInto(fd, buf, flags) is Await(co, d.RecvInto(fd, buf, flags)) and
 // co.Send(fd, data, flags) is Await(co, d.Send(fd, data, flags)), with the
 // same semantics, ordering and errors — but the operation object is the
-// coroutine's own and is reused from call to call. A coroutine waits for
-// one thing at a time, and nobody else ever sees that future, so reusing
-// it is safe; a connection served by an async procedure then allocates
+// coroutine's own and is reused from call to call, and so are
+// co.WaitReadable and co.WaitWritable. A coroutine waits for one thing at a
+// time, and nobody else ever sees that future, so one object (coroOp)
+// serves all four kinds of operation, which keeps a coroutine that has done
+// I/O one small allocation larger, not three (idle connections: issue 5's
+// memory target); a connection served by an async procedure then allocates
 // nothing per message in steady state (the Nim port of an echo server,
 // written with these, makes no garbage at all).
 //
 // What must stay true: the reused future is reset only after Await has
 // returned, when its callbacks have run and no wait list holds it.
+
+// coroOp is a coroutine's reusable operation: a receive, a send, or a
+// readiness wait, whichever it awaits now.
+type coroOp struct {
+	fut  Future[int]
+	fd   AsyncFD
+	kind coroOpKind
+	dir  poller.Interest
+	// buf is the receive buffer, or what is left to send.
+	buf   []byte
+	flags SocketFlag
+	wrote bool // a send: part of buf went out already
+}
+
+type coroOpKind uint8
+
+const (
+	opRecv coroOpKind = iota
+	opSend
+	opWait
+)
+
+func (op *coroOp) procName() string { return op.fut.name }
+
+func (op *coroOp) cancel() bool {
+	op.fut.d.removeOp(op.fd, op.dir, op)
+	op.buf = nil
+	return true
+}
+
+func (op *coroOp) abort(err error) {
+	op.fut.tryFail(err)
+	op.buf = nil
+}
+
+func (op *coroOp) ready(fd AsyncFD) bool {
+	if op.fut.state != pending {
+		// Cancelled while its wait list was being run: do nothing.
+		return true
+	}
+	var (
+		n    int
+		err  error
+		done = true
+	)
+	switch op.kind {
+	case opRecv:
+		n, err, done = recvOnce(op.fut.d, fd, op.buf, op.flags)
+	case opSend:
+		err, done = sendSome(op.fut.d, fd, &op.buf, &op.wrote, op.flags)
+	}
+	if !done {
+		return false
+	}
+	op.buf = nil
+	if err != nil {
+		op.fut.tryFail(err)
+	} else {
+		op.fut.tryComplete(n)
+	}
+	return true
+}
+
+// use readies the coroutine's operation for a new call (skip: frames
+// between the user's call and use, for FuturesInProgress). An operation
+// still pending — only possible if Await refused to wait for it, called
+// with a Coro that was not running — is left where it is and replaced.
+func (co *Coro) use(kind coroOpKind, name string, fd AsyncFD, dir poller.Interest, skip int) *coroOp {
+	op := co.op
+	if op == nil || (op.fut.d != nil && op.fut.state == pending) {
+		op = &coroOp{}
+		co.op = op
+	}
+	*op = coroOp{fut: Future[int]{d: co.d, name: name, src: op}, fd: fd, kind: kind, dir: dir}
+	if co.d.tracking {
+		co.d.track(&op.fut, skip+1)
+	}
+	return op
+}
 
 // RecvInto receives into buf like Dispatcher.RecvInto and awaits the
 // result. It must be called from the async procedure running on co.
@@ -22,18 +104,9 @@ func (co *Coro) RecvInto(fd AsyncFD, buf []byte, flags SocketFlag) (int, error) 
 	if buf == nil {
 		return 0, ErrNilBuffer
 	}
-	op := co.rop
-	if op == nil {
-		op = &recvOp[int]{result: countResult}
-		co.rop = op
-	}
-	op.fut = Future[int]{d: co.d, name: "RecvInto", src: op}
-	op.fd, op.buf, op.flags = fd, buf, flags
-	if co.d.tracking {
-		co.d.track(&op.fut, 2)
-	}
-	f := start(co.d, &op.fut, op, fd, poller.Read)
-	n, err := Await(co, f)
+	op := co.use(opRecv, "RecvInto", fd, poller.Read, 2)
+	op.buf, op.flags = buf, flags
+	n, err := Await(co, start(co.d, &op.fut, op, fd, poller.Read))
 	op.buf = nil
 	return n, err
 }
@@ -41,42 +114,11 @@ func (co *Coro) RecvInto(fd AsyncFD, buf []byte, flags SocketFlag) (int, error) 
 // Send writes all of data like Dispatcher.Send and awaits the result. It
 // must be called from the async procedure running on co.
 func (co *Coro) Send(fd AsyncFD, data []byte, flags SocketFlag) error {
-	op := co.sop
-	if op == nil {
-		op = &sendOp{}
-		co.sop = op
-	}
-	op.fut = Future[Void]{d: co.d, name: "Send", src: op}
-	op.fd, op.data, op.flags, op.wrote = fd, data, flags, false
-	if co.d.tracking {
-		co.d.track(&op.fut, 2)
-	}
-	f := start(co.d, &op.fut, op, fd, poller.Write)
-	_, err := Await(co, f)
-	op.data = nil
+	op := co.use(opSend, "Send", fd, poller.Write, 2)
+	op.buf, op.flags = data, flags
+	_, err := Await(co, start(co.d, &op.fut, op, fd, poller.Write))
+	op.buf = nil
 	return err
-}
-
-// waitOp is a pending readiness wait: it finishes as soon as its direction
-// is ready and reads or writes nothing.
-type waitOp struct {
-	fut Future[Void]
-	fd  AsyncFD
-	dir poller.Interest
-}
-
-func (op *waitOp) procName() string { return op.fut.name }
-
-func (op *waitOp) cancel() bool {
-	op.fut.d.removeOp(op.fd, op.dir, op)
-	return true
-}
-
-func (op *waitOp) abort(err error) { op.fut.tryFail(err) }
-
-func (op *waitOp) ready(AsyncFD) bool {
-	op.fut.tryComplete(Void{})
-	return true
 }
 
 // WaitReadable suspends the procedure on co until fd is readable (or at
@@ -95,16 +137,10 @@ func (co *Coro) WaitWritable(fd AsyncFD) error {
 }
 
 func (co *Coro) waitReady(fd AsyncFD, dir poller.Interest, name string) error {
-	op := co.wop
-	if op == nil {
-		op = &waitOp{}
-		co.wop = op
-	}
-	op.fut = Future[Void]{d: co.d, name: name, src: op}
-	op.fd, op.dir = fd, dir
 	if _, err := co.d.sockFD(fd); err != nil {
 		return err
 	}
+	op := co.use(opWait, name, fd, dir, 3)
 	// Readiness is only known from the poller: always wait for an event
 	// (level-triggered, so data already there is reported at once).
 	if err := co.d.addWaiter(fd, dir, waiter{op: op}); err != nil {

@@ -42,23 +42,37 @@ func (op *recvOp[T]) ready(fd AsyncFD) bool {
 		// Cancelled while its wait list was being run: receive nothing.
 		return true
 	}
-	n, err := sysRecv(int(fd), op.buf, op.flags.osFlags())
-	switch {
-	case err == nil:
-		if n > 0 && n < len(op.buf) {
-			op.fut.d.fds[fd].drained = true
-		}
-		op.fut.tryComplete(op.result(op.buf, n))
-	case err == unix.EAGAIN:
-		op.fut.d.fds[fd].drained = true
+	n, err, done := recvOnce(op.fut.d, fd, op.buf, op.flags)
+	if !done {
 		return false
-	case op.flags&SafeDisconn != 0 && isDisconn(err):
-		op.fut.tryComplete(op.result(op.buf, 0))
-	default:
-		op.fut.tryFail(os.NewSyscallError("recv", err))
+	}
+	if err != nil {
+		op.fut.tryFail(err)
+	} else {
+		op.fut.tryComplete(op.result(op.buf, n))
 	}
 	op.buf = nil
 	return true
+}
+
+// recvOnce makes one receive on a ready descriptor; done is false on
+// EAGAIN (wait for the next readiness). A reset under SafeDisconn is end
+// of file. It keeps the fd's drained hint up to date.
+func recvOnce(d *Dispatcher, fd AsyncFD, buf []byte, flags SocketFlag) (n int, err error, done bool) {
+	n, err = sysRecv(int(fd), buf, flags.osFlags())
+	switch {
+	case err == nil:
+		if n > 0 && n < len(buf) {
+			d.fds[fd].drained = true
+		}
+		return n, nil, true
+	case err == unix.EAGAIN:
+		d.fds[fd].drained = true
+		return 0, nil, false
+	case flags&SafeDisconn != 0 && isDisconn(err):
+		return 0, nil, true
+	}
+	return 0, os.NewSyscallError("recv", err), true
 }
 
 func bytesResult(buf []byte, n int) []byte {
@@ -165,43 +179,56 @@ func (op *sendOp) ready(fd AsyncFD) bool {
 	if op.fut.state != pending {
 		return true
 	}
-	s := op.fut.d.fds[fd]
-	if s.werr != nil {
-		// An earlier send broke off in the middle of its data: what
-		// follows would arrive after a gap, so it fails too.
-		op.data = nil
-		op.fut.tryFail(s.werr)
-		return true
+	err, done := sendSome(op.fut.d, fd, &op.data, &op.wrote, op.flags)
+	if !done {
+		return false
 	}
-	for len(op.data) > 0 {
-		n, err := sysSend(int(fd), op.data)
+	if err != nil {
+		op.fut.tryFail(err)
+	} else {
+		op.fut.tryComplete(Void{})
+	}
+	return true
+}
+
+// sendSome writes as much of *data as the socket takes, advancing *data
+// and setting *wrote once any byte went out; done is false while bytes
+// are left (wait for writability). When done, *data is nil and err is the
+// send's outcome: a reset under SafeDisconn counts as sent; an error after
+// part of the data went out is also kept as the fd's werr, so the sends
+// queued behind fail too (what they carry would arrive after a gap).
+func sendSome(d *Dispatcher, fd AsyncFD, data *[]byte, wrote *bool, flags SocketFlag) (err error, done bool) {
+	s := d.fds[fd]
+	if s.werr != nil {
+		*data = nil
+		return s.werr, true
+	}
+	for len(*data) > 0 {
+		n, err := sysSend(int(fd), *data)
 		if err == unix.EAGAIN {
-			return false
+			return nil, false
 		}
 		if err != nil {
-			op.data = nil
-			if op.flags&SafeDisconn != 0 && isDisconn(err) {
-				op.fut.tryComplete(Void{})
-			} else {
-				serr := os.NewSyscallError("send", err)
-				if op.wrote {
-					s.werr = serr
-				}
-				op.fut.tryFail(serr)
+			*data = nil
+			if flags&SafeDisconn != 0 && isDisconn(err) {
+				return nil, true
 			}
-			return true
+			serr := os.NewSyscallError("send", err)
+			if *wrote {
+				s.werr = serr
+			}
+			return serr, true
 		}
 		if n > 0 {
-			op.wrote = true
+			*wrote = true
 		}
-		op.data = op.data[n:]
-		if len(op.data) > 0 {
-			return false
+		*data = (*data)[n:]
+		if len(*data) > 0 {
+			return nil, false
 		}
 	}
-	op.data = nil
-	op.fut.tryComplete(Void{})
-	return true
+	*data = nil
+	return nil, true
 }
 
 func newSend(d *Dispatcher, name string, fd AsyncFD, data []byte, flags SocketFlag) *Future[Void] {

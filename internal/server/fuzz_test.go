@@ -5,13 +5,19 @@ import (
 )
 
 // The parser never panics on any input, findHeadEnd finds the same end
-// however the head is split, and consume never uses more than it is given.
+// however the head is split, scanHead agrees with findHeadEnd and with the
+// two-pass parser it replaced, and consume never uses more than it is
+// given.
 func FuzzHTTPParse(f *testing.F) {
 	for _, s := range []string{
 		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\nT: v\r\n\r\n",
 		"GET / HTTP/1.0\nConnection: keep-alive\n\n",
 		"\r\n\r\nHEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+		"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n",
+		"\r\rGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nGET /",
 	} {
 		f.Add([]byte(s), uint8(7))
 	}
@@ -31,7 +37,21 @@ func FuzzHTTPParse(f *testing.F) {
 			t.Fatalf("split at %d: end %d, whole %d", k, got, whole)
 		}
 		if whole > 0 {
-			parseHead(b[:whole])
+			r, status := parseHead(b[:whole])
+			rr, rstatus := parseHeadRef(b[:whole])
+			if status != rstatus || status == 0 && r != rr {
+				t.Fatalf("complete head %q: %d %+v, reference %d %+v", b[:whole], status, r, rstatus, rr)
+			}
+		}
+		// The fast path: scanHead on the whole buffer, for a buffer that
+		// does not start with an empty line.
+		if n, r, status := scanHead(b); status == 0 && n >= 0 && b[0] != '\r' && b[0] != '\n' {
+			if n != whole {
+				t.Fatalf("%q: scanHead ends at %d, findHeadEnd at %d", b, n, whole)
+			}
+			if rr, rstatus := parseHeadRef(b[:n]); rstatus != 0 || r != rr {
+				t.Fatalf("%q: scanHead %+v, reference %d %+v", b[:n], r, rstatus, rr)
+			}
 		}
 		var c chunked
 		for rest := b; len(rest) > 0; {

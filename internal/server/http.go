@@ -273,22 +273,37 @@ func (hc *httpConn) process() step {
 		b := hc.buf[hc.start:hc.end]
 		switch hc.state {
 		case stHead:
-			e := findHeadEnd(b, hc.scanned)
-			if e < 0 || e > h.maxHead {
-				if e < 0 && len(b) < h.maxHead {
-					hc.scanned = resumeAt(b)
-					return needMore
-				}
-				status := 431
-				if bytes.IndexByte(b[:min(len(b), h.maxHead)], '\n') < 0 {
-					status = 414
-				}
-				return hc.refuse(status)
+			// The usual case, a whole head of a well-formed request at
+			// the start of the buffer: one pass (scanHead) finds its
+			// end and parses it. Everything else — a head in parts
+			// (scanned: the rest of it came by earlier), a refusal, a
+			// head over the limit, empty lines first — takes the
+			// two-step path, which decides exactly as before.
+			var (
+				e      = -1
+				req    request
+				status int
+			)
+			if hc.scanned == 0 && b[0] != '\r' && b[0] != '\n' {
+				e, req, status = scanHead(b)
 			}
-			hc.scanned = 0
-			req, status := parseHead(b[:e])
-			if status != 0 {
-				return hc.refuse(status)
+			if e < 0 || status != 0 || e > h.maxHead {
+				e = findHeadEnd(b, hc.scanned)
+				if e < 0 || e > h.maxHead {
+					if e < 0 && len(b) < h.maxHead {
+						hc.scanned = resumeAt(b)
+						return needMore
+					}
+					status := 431
+					if bytes.IndexByte(b[:min(len(b), h.maxHead)], '\n') < 0 {
+						status = 414
+					}
+					return hc.refuse(status)
+				}
+				hc.scanned = 0
+				if req, status = parseHead(b[:e]); status != 0 {
+					return hc.refuse(status)
+				}
 			}
 			hc.start += e
 			hc.s.touch(hc.c)

@@ -239,6 +239,37 @@ func TestHTTP(t *testing.T) {
 			t.Fatal(resp.Status)
 		}
 	})
+	t.Run("empty-lines-first", func(t *testing.T) {
+		// Empty lines before a request line (the two-step path), between
+		// whole heads (the one-pass path), one batch.
+		c := r.dial(t)
+		br := newReader(c)
+		req := get + "\r\n\n" + get + get + "\r\n" + get
+		for i, resp := range exchange(t, c, br, req, 4, "GET") {
+			if resp.Status != ok {
+				t.Fatalf("response %d: %q", i, resp.Status)
+			}
+		}
+	})
+	t.Run("refused-after-answered", func(t *testing.T) {
+		// A malformed head after good ones in the same read: the good
+		// ones are answered, then the refusal, then the close.
+		c := r.dial(t)
+		br := newReader(c)
+		resps := exchange(t, c, br, get+get+"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n"+get, 3, "GET")
+		for i, resp := range resps[:2] {
+			if resp.Status != ok {
+				t.Fatalf("response %d: %q", i, resp.Status)
+			}
+		}
+		if resps[2].StatusCode != 400 || !resps[2].Close {
+			t.Fatalf("third: %q close=%v, want 400 and close", resps[2].Status, resps[2].Close)
+		}
+		c.(*net.TCPConn).CloseWrite()
+		if rest := waitEOF(t, c); rest != "" || br.Buffered() > 0 {
+			t.Fatalf("answered after the refusal: %q", rest)
+		}
+	})
 	t.Run("head", func(t *testing.T) {
 		c := r.dial(t)
 		br := newReader(c)

@@ -82,36 +82,66 @@ func resumeAt(b []byte) int { return max(0, len(b)-3) }
 // status is 0 for a request to answer, else the error status to answer
 // with before closing the connection.
 func parseHead(b []byte) (r request, status int) {
-	// Empty lines before the request line are ignored (RFC 9112 §2.2).
-	for len(b) > 0 && (b[0] == '\n' || b[0] == '\r') {
-		b = b[1:]
+	n, r, status := scanHead(b)
+	if n < 0 && status == 0 {
+		return r, 400 // no end in a complete head: an empty request line
 	}
-	line, rest := cutLine(b)
-	if line == nil {
-		return r, 400
+	return r, status
+}
+
+// scanHead parses the request head at the start of b in one pass over its
+// bytes, finding its end on the way: n is the length of the head, up to
+// and including the empty line that ends it, or -1 (status 0) when b holds
+// only part of it. status != 0 is an error status — or, for a head not yet
+// complete, a reason to let findHeadEnd decide (the error may be past
+// the limits). For b that does not start with CR or LF, a head that
+// scanHead accepts ends where findHeadEnd says; on a complete head
+// (b[:findHeadEnd(b)]) its status is that of the two-pass parser it
+// replaces (FuzzHTTPParse checks both against it).
+func scanHead(b []byte) (n int, r request, status int) {
+	i := 0
+	// Empty lines before the request line are ignored (RFC 9112 §2.2).
+	for i < len(b) && (b[i] == '\n' || b[i] == '\r') {
+		i++
 	}
 	// request-line = method SP request-target SP HTTP-version
-	sp := bytes.IndexByte(line, ' ')
-	if sp <= 0 || !isToken(line[:sp]) {
-		return r, 400
+	m := i
+	for i < len(b) && tokenChars[b[i]] {
+		i++
 	}
-	r.head = string(line[:sp]) == "HEAD"
-	line = line[sp+1:]
-	sp = bytes.IndexByte(line, ' ')
-	if sp <= 0 {
-		return r, 400
+	if i >= len(b) {
+		return -1, r, 0
 	}
-	for _, c := range line[:sp] {
-		if c <= ' ' || c == 0x7f {
-			return r, 400
-		}
+	if i == m || b[i] != ' ' {
+		return 0, r, 400
 	}
-	v := line[sp+1:]
+	r.head = string(b[m:i]) == "HEAD"
+	i++
+	t := i
+	for i < len(b) && targetChars[b[i]] {
+		i++
+	}
+	if i >= len(b) {
+		return -1, r, 0
+	}
+	if i == t || b[i] != ' ' {
+		return 0, r, 400
+	}
+	i++
+	j := bytes.IndexByte(b[i:], '\n')
+	if j < 0 {
+		return -1, r, 0
+	}
+	v := b[i : i+j]
+	i += j + 1
+	if len(v) > 0 && v[len(v)-1] == '\r' {
+		v = v[:len(v)-1]
+	}
 	if len(v) != 8 || string(v[:5]) != "HTTP/" || !isDigit(v[5]) || v[6] != '.' || !isDigit(v[7]) {
-		return r, 400
+		return 0, r, 400 // a bare CR among them too
 	}
 	if v[5] != '1' {
-		return r, 505
+		return 0, r, 505
 	}
 	http10 := v[7] == '0'
 	r.http10 = http10
@@ -122,31 +152,67 @@ func parseHead(b []byte) (r request, status int) {
 	)
 	r.length = -1
 	for {
-		line, rest = cutLine(rest)
-		if line == nil {
-			return r, 400 // a bare CR
+		if i >= len(b) {
+			return -1, r, 0
 		}
-		if len(line) == 0 {
+		switch b[i] {
+		case '\n':
+			n = i + 1
+		case '\r':
+			if i+1 >= len(b) {
+				return -1, r, 0
+			}
+			if b[i+1] != '\n' {
+				return 0, r, 400 // a bare CR
+			}
+			n = i + 2
+		case ' ', '\t':
+			return 0, r, 400 // obs-fold
+		}
+		if n > 0 {
 			break
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return r, 400 // obs-fold
+		// field-line = field-name ":" OWS field-value OWS
+		s := i
+		for i < len(b) && tokenChars[b[i]] {
+			i++
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !isToken(line[:colon]) {
-			return r, 400
+		if i >= len(b) {
+			return -1, r, 0
 		}
-		name, val := line[:colon], trimOWS(line[colon+1:])
-		for _, c := range val {
-			if c < ' ' && c != '\t' || c == 0x7f {
-				return r, 400
-			}
+		if i == s || b[i] != ':' {
+			return 0, r, 400 // whitespace before the colon among them
+		}
+		name := b[s:i]
+		i++
+		for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
+			i++
+		}
+		s = i
+		for i < len(b) && valueChars[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			return -1, r, 0
+		}
+		val := trimOWS(b[s:i])
+		switch {
+		case b[i] == '\n':
+			i++
+		case b[i] != '\r':
+			return 0, r, 400 // a control character
+		case i+1 >= len(b):
+			return -1, r, 0
+		case b[i+1] != '\n':
+			return 0, r, 400 // a bare CR
+		default:
+			i += 2
 		}
 		switch len(name) {
 		case 4:
 			if eqFold(name, "host") {
 				if host {
-					return r, 400
+					return 0, r, 400
 				}
 				host = true
 			}
@@ -165,11 +231,11 @@ func parseHead(b []byte) (r request, status int) {
 			}
 		case 14:
 			if eqFold(name, "content-length") {
-				n, ok := parseDecimal(val)
-				if !ok || cl && n != r.length {
-					return r, 400
+				k, ok := parseDecimal(val)
+				if !ok || cl && k != r.length {
+					return 0, r, 400
 				}
-				cl, r.length = true, n
+				cl, r.length = true, k
 			}
 		case 17:
 			if eqFold(name, "transfer-encoding") {
@@ -181,7 +247,7 @@ func parseHead(b []byte) (r request, status int) {
 						continue
 					}
 					if chunkedLast {
-						return r, 400 // a coding after chunked
+						return 0, r, 400 // a coding after chunked
 					}
 					te = true
 					chunkedLast = eqFold(tok, "chunked")
@@ -191,9 +257,9 @@ func parseHead(b []byte) (r request, status int) {
 	}
 	switch {
 	case !http10 && !host:
-		return r, 400
+		return 0, r, 400
 	case te && (http10 || cl || !chunkedLast):
-		return r, 400
+		return 0, r, 400
 	case te:
 		r.body = bodyChunked
 	case cl && r.length > 0:
@@ -207,7 +273,7 @@ func parseHead(b []byte) (r request, status int) {
 	} else {
 		r.keepAlive = !closeTok
 	}
-	return r, 0
+	return n, r, 0
 }
 
 // cutLine splits off the first line of b without its CRLF or LF. line is
@@ -242,14 +308,25 @@ var tokenChars = func() (t [256]bool) {
 	return t
 }()
 
-func isToken(b []byte) bool {
-	for _, c := range b {
-		if !tokenChars[c] {
-			return false
-		}
+// targetChars marks what a request-target may hold here: anything visible
+// (obs-text included), no space or control character.
+var targetChars = func() (t [256]bool) {
+	for c := 0x21; c < 0x100; c++ {
+		t[c] = c != 0x7f
 	}
-	return len(b) > 0
-}
+	return t
+}()
+
+// valueChars marks what a field value may hold: visible characters
+// (obs-text included), space and tab; not CR, LF or another control
+// character.
+var valueChars = func() (t [256]bool) {
+	for c := 0x20; c < 0x100; c++ {
+		t[c] = c != 0x7f
+	}
+	t['\t'] = true
+	return t
+}()
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 

@@ -1,0 +1,162 @@
+package server
+
+import (
+	"bytes"
+	"testing"
+)
+
+// parseHeadRef is the two-pass parser that scanHead replaced (cutLine,
+// then the fields of each line), kept as the reference its results must
+// match.
+func parseHeadRef(b []byte) (r request, status int) {
+	// Empty lines before the request line are ignored (RFC 9112 §2.2).
+	for len(b) > 0 && (b[0] == '\n' || b[0] == '\r') {
+		b = b[1:]
+	}
+	line, rest := cutLine(b)
+	if line == nil {
+		return r, 400
+	}
+	// request-line = method SP request-target SP HTTP-version
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 || !isToken(line[:sp]) {
+		return r, 400
+	}
+	r.head = string(line[:sp]) == "HEAD"
+	line = line[sp+1:]
+	sp = bytes.IndexByte(line, ' ')
+	if sp <= 0 {
+		return r, 400
+	}
+	for _, c := range line[:sp] {
+		if c <= ' ' || c == 0x7f {
+			return r, 400
+		}
+	}
+	v := line[sp+1:]
+	if len(v) != 8 || string(v[:5]) != "HTTP/" || !isDigit(v[5]) || v[6] != '.' || !isDigit(v[7]) {
+		return r, 400
+	}
+	if v[5] != '1' {
+		return r, 505
+	}
+	http10 := v[7] == '0'
+	r.http10 = http10
+
+	var (
+		host, te, cl, closeTok, keepTok bool
+		chunkedLast                     bool
+	)
+	r.length = -1
+	for {
+		line, rest = cutLine(rest)
+		if line == nil {
+			return r, 400 // a bare CR
+		}
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return r, 400 // obs-fold
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !isToken(line[:colon]) {
+			return r, 400
+		}
+		name, val := line[:colon], trimOWS(line[colon+1:])
+		for _, c := range val {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return r, 400
+			}
+		}
+		switch len(name) {
+		case 4:
+			if eqFold(name, "host") {
+				if host {
+					return r, 400
+				}
+				host = true
+			}
+		case 6:
+			// An HTTP/1.0 client is never sent a 1xx (RFC 9110 §15.2).
+			if eqFold(name, "expect") && eqFold(val, "100-continue") && !http10 {
+				r.expect100 = true
+			}
+		case 10:
+			if eqFold(name, "connection") {
+				for tok := range bytes.SplitSeq(val, []byte(",")) {
+					tok = trimOWS(tok)
+					closeTok = closeTok || eqFold(tok, "close")
+					keepTok = keepTok || eqFold(tok, "keep-alive")
+				}
+			}
+		case 14:
+			if eqFold(name, "content-length") {
+				n, ok := parseDecimal(val)
+				if !ok || cl && n != r.length {
+					return r, 400
+				}
+				cl, r.length = true, n
+			}
+		case 17:
+			if eqFold(name, "transfer-encoding") {
+				// The codings of all Transfer-Encoding lines form one
+				// list; chunked must be its last element, and only there.
+				for tok := range bytes.SplitSeq(val, []byte(",")) {
+					tok = trimOWS(tok)
+					if len(tok) == 0 {
+						continue
+					}
+					if chunkedLast {
+						return r, 400 // a coding after chunked
+					}
+					te = true
+					chunkedLast = eqFold(tok, "chunked")
+				}
+			}
+		}
+	}
+	switch {
+	case !http10 && !host:
+		return r, 400
+	case te && (http10 || cl || !chunkedLast):
+		return r, 400
+	case te:
+		r.body = bodyChunked
+	case cl && r.length > 0:
+		r.body = bodyLength
+	}
+	if !cl {
+		r.length = 0
+	}
+	if http10 {
+		r.keepAlive = keepTok && !closeTok
+	} else {
+		r.keepAlive = !closeTok
+	}
+	return r, 0
+}
+
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if !tokenChars[c] {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// BenchmarkHTTPParseRef: the two-pass parser that scanHead replaced, for
+// comparison with BenchmarkHTTPParse.
+func BenchmarkHTTPParseRef(b *testing.B) {
+	req := []byte(benchRequest)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(req)))
+	for b.Loop() {
+		e := findHeadEnd(req, 0)
+		r, status := parseHeadRef(req[:e])
+		if e != len(req) || status != 0 || !r.keepAlive {
+			b.Fatal(e, status, r)
+		}
+	}
+}

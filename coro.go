@@ -355,30 +355,34 @@ func (co *Coro) yieldSpent() {
 
 // awaitForeign awaits a future of another dispatcher, which runs on
 // another goroutine: f may only be touched there, so the callback is added
-// through f's loop's door, and the resumption comes back through ours.
+// through f's loop's door, and the resumption comes back through ours. If
+// f's dispatcher is closed before f finishes, the waiter is woken with
+// ErrClosed (foreignWait) instead of staying suspended until its own
+// dispatcher closes.
 func awaitForeign[T any](co *Coro, f *Future[T]) (T, error) {
 	var zero T
 	d := co.d
 	if d.current != co && !co.stopped {
 		return zero, errNotRunning
 	}
-	gen := co.gen
-	err := f.d.callSoonThreadSafe(func() {
-		f.addCallback(callback{fn: func() {
-			d.callSoonThreadSafe(func() { co.wake(gen) })
-		}})
-	})
+	w := &foreignWait{d: d, co: co, gen: co.gen}
+	err := f.d.awaitFrom(w, func() { f.addCallback(callback{fn: func() { f.d.foreignDone(w, foreignFinished) }}) })
 	if err != nil {
 		return zero, err
 	}
 	d.extRefs++
-	err = co.park(nil, gen)
+	err = co.park(nil, w.gen)
 	d.extRefs--
 	if err != nil {
+		// Cancelled, or our own dispatcher closed: stop watching f's.
+		f.d.foreignDone(w, foreignGone)
 		return zero, err
 	}
+	if w.outcome.Load() == foreignClosed {
+		return zero, fmt.Errorf("%w (the awaited future's dispatcher was closed before it finished)", ErrClosed)
+	}
 	// f finished before the wake was posted: reading it here is ordered
-	// after its completion by the door's lock.
+	// after its completion by the doors' locks.
 	if f.state == failed {
 		f.markSeen()
 		return zero, f.err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -366,6 +367,101 @@ func TestCloseFromSynchronousBody(t *testing.T) {
 		}
 		if err := d.Poll(0); !errors.Is(err, ad.ErrClosed) {
 			t.Fatal(err)
+		}
+	})
+}
+
+// A procedure awaiting another dispatcher's future is woken with ErrClosed
+// when that dispatcher is closed before the future finishes, instead of
+// staying suspended until its own dispatcher closes.
+func TestAwaitAcrossDispatchersOtherClosed(t *testing.T) {
+	checkLeaks(t, func() {
+		d1, _ := ad.NewDispatcher()
+		d2, _ := ad.NewDispatcher()
+		defer d1.Close()
+		ready := make(chan *ad.Future[int])
+		closeNow := make(chan struct{})
+		closed := make(chan struct{})
+		go func() {
+			defer close(closed)
+			f := ad.NewFuture[int](d2, "never")
+			d2.SleepAsync(time.Hour) // keeps d2's loop busy
+			ready <- f
+			for {
+				select {
+				case <-closeNow:
+					d2.Close()
+					return
+				default:
+				}
+				if err := d2.Poll(5 * time.Millisecond); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		f := <-ready
+		g := ad.Async(d1, func(co *ad.Coro) (int, error) {
+			return ad.Await(co, f)
+		})
+		if g.Finished() {
+			t.Fatalf("finished before the other dispatcher closed: %v", g)
+		}
+		close(closeNow)
+		start := time.Now()
+		_, err := ad.WaitFor(g)
+		if !errors.Is(err, ad.ErrClosed) {
+			t.Fatalf("err = %v, want ErrClosed", err)
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("took too long")
+		}
+		<-closed
+		// A future of a closed dispatcher: refused at once.
+		h := ad.Async(d1, func(co *ad.Coro) (int, error) { return ad.Await(co, f) })
+		if _, err := ad.WaitFor(h); !errors.Is(err, ad.ErrClosed) {
+			t.Fatalf("after close: %v", err)
+		}
+	})
+}
+
+// Two dispatchers, each with a procedure awaiting the other's future, are
+// closed at the same time: both procedures end, nothing deadlocks.
+func TestAwaitAcrossDispatchersBothClosing(t *testing.T) {
+	checkLeaks(t, func() {
+		for round := 0; round < 50; round++ {
+			ds := [2]*ad.Dispatcher{}
+			fs := [2]*ad.Future[int]{}
+			for i := range ds {
+				ds[i], _ = ad.NewDispatcher()
+				fs[i] = ad.NewFuture[int](ds[i], "never")
+			}
+			var wg sync.WaitGroup
+			errs := [2]error{}
+			for i := range ds {
+				d, other := ds[i], fs[1-i]
+				g := ad.Async(d, func(co *ad.Coro) (int, error) { return ad.Await(co, other) })
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					// Run a little, then close from the loop's goroutine.
+					d.Poll(time.Millisecond)
+					d.Close()
+					_, errs[i] = g.Read()
+				}()
+			}
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("deadlock: dispatchers awaiting each other did not close")
+			}
+			for i, err := range errs {
+				if !errors.Is(err, ad.ErrClosed) {
+					t.Fatalf("round %d, procedure %d: %v", round, i, err)
+				}
+			}
 		}
 	})
 }

@@ -78,6 +78,9 @@ type Dispatcher struct {
 	// calls dispatcherClosed on each once, after closing the descriptors
 	// and before closing done.
 	atClose map[any]closeHook
+	// foreign: coroutines of other dispatchers awaiting futures of this
+	// one (foreign.go); guarded by remoteMu.
+	foreign map[*foreignWait]struct{}
 	// sock is the socket layer's state (socket.go): the accept error
 	// handler, listeners backing off after EMFILE (accept.go), and the
 	// resolver and Happy Eyeballs settings tests replace.
@@ -268,6 +271,7 @@ func (d *Dispatcher) teardown() error {
 	d.remote = nil
 	d.nremote.Store(0)
 	d.remoteMu.Unlock()
+	d.closeForeign()
 	d.polling = false
 	if d == global.Load() {
 		global.CompareAndSwap(d, nil)

@@ -63,7 +63,8 @@
 // Several dispatchers on several goroutines run side by side and share
 // nothing but the optional global dispatcher. An async procedure may await
 // another dispatcher's future; its resumption is handed back to its own
-// loop.
+// loop, and if the other dispatcher is closed before the future finishes,
+// Await returns ErrClosed.
 //
 // # Closing
 //

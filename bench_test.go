@@ -52,6 +52,26 @@ func BenchmarkAwaitChainDirect(b *testing.B) {
 	}
 }
 
+// (b) again through Call, which adds the procedure to the async trace of
+// an error (nothing on success).
+func BenchmarkAwaitChainCall(b *testing.B) {
+	d := newD(b)
+	leaf := func(co *ad.Coro) (int, error) { return 1, nil }
+	outer := func(co *ad.Coro) (int, error) { return ad.Call(co, leaf) }
+	b.ReportAllocs()
+	f := ad.Async(d, func(co *ad.Coro) (int, error) {
+		s := 0
+		for i := 0; i < b.N; i++ {
+			v, _ := ad.Call(co, outer)
+			s += v
+		}
+		return s, nil
+	})
+	if v, _ := ad.WaitFor(f); v != b.N {
+		b.Fatal(v)
+	}
+}
+
 // (b') the same with every call a separate future: Await(Async(outer))
 // where outer awaits Async(leaf) — two coroutine-backed procedures per
 // iteration, neither suspending.

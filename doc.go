@@ -24,11 +24,12 @@
 // {.async.} proc does; Await(co, f) suspends it (a coroutine switch on
 // iter.Pull, not a goroutine hand-off) until f finishes and returns f's
 // value or error. Awaiting a finished future does not switch. To await
-// another async procedure at once — Nim's `await fetch()` — call it with
-// your Coro: `v, err := fetch(co)`. That runs it on your coroutine, which
-// is exactly what happens when the result is awaited at once, and costs a
-// function call; use Async only for procedures that run concurrently with
-// the caller.
+// another async procedure at once — Nim's `await fetch()` — use
+// `v, err := Call(co, fetch)`, or simply call it with your Coro:
+// `fetch(co)`. Either runs it on your coroutine, which is exactly what
+// happens when the result is awaited at once, and costs a function call;
+// Call also adds fetch to the async trace of an error it returns. Use
+// Async only for procedures that run concurrently with the caller.
 //
 // A returned error fails the procedure's future; a panic fails it with a
 // *PanicError carrying the value and the stack. Errors that leave async
@@ -152,7 +153,7 @@
 //	Port, Domain, SockType,      int (use golang.org/x/sys/unix constants:
 //	  Protocol                     unix.AF_INET, unix.SOCK_STREAM, ...)
 //	{.async.} proc               func(co *Coro) (T, error), started by Async
-//	await f                      Await(co, f); await p() is p(co)
+//	await f                      Await(co, f); await p() is Call(co, p)
 //	yield f (no raise)           Await, then inspect the error
 //	newFuture[T](fromProc)       NewFuture[T](d, fromProc)
 //	complete / fail              Future.Complete / Future.Fail

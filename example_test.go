@@ -116,3 +116,25 @@ func ExampleDispatcher_CallSoon() {
 	// called soon
 	// callback saw value
 }
+
+// Call is Nim's `await proc()`: the procedure runs on the caller's
+// coroutine, and an error it returns names it in the async trace.
+func ExampleCall() {
+	d, _ := ad.NewDispatcher()
+	defer d.Close()
+	errNotFound := errors.New("not found")
+	lookup := func(co *ad.Coro) (string, error) {
+		if _, err := ad.Await(co, d.SleepAsync(time.Millisecond)); err != nil {
+			return "", err
+		}
+		return "", errNotFound
+	}
+	main := ad.Async(d, func(co *ad.Coro) (ad.Void, error) {
+		_, err := ad.Call(co, lookup) // Nim: let v = await lookup()
+		var ae *ad.AsyncError
+		fmt.Println(errors.Is(err, errNotFound), errors.As(err, &ae) && len(ae.Procs) == 1)
+		return ad.Void{}, nil
+	})
+	ad.WaitFor(main)
+	// Output: true true
+}

@@ -33,6 +33,7 @@ for i in $(seq "$rounds"); do
 	done
 	r[go_future]+="$(ours '^BenchmarkFutureCreateCallbackComplete$' 1000000) "
 	r[go_chain]+="$(ours '^BenchmarkAwaitChainDirect$' 1000000) "
+	r[go_chaincall]+="$(ours '^BenchmarkAwaitChainCall$' 1000000) "
 	r[go_chainf]+="$(ours '^BenchmarkAwaitChainFutures$' 1000000) "
 	r[go_suspend]+="$(ours '^BenchmarkAwaitSuspendResume$' 1000000) "
 	r[go_callsoon]+="$(ours '^BenchmarkCallSoon$' 1000000) "
@@ -47,6 +48,7 @@ echo "| micro (ns/op, best of $rounds) | ours | Nim refc | Nim orc | ours ÷ bes
 echo "|---|---|---|---|---|"
 row "(a) future create + callback + complete" "$(b go_future)" "$(b nim_future_refc)" "$(b nim_future_orc)"
 row "(b) await chain, awaited procs called directly" "$(b go_chain)" "$(b nim_chain_refc)" "$(b nim_chain_orc)"
+row "(b) await chain through Call (traced)" "$(b go_chaincall)" "$(b nim_chain_refc)" "$(b nim_chain_orc)"
 row "(b') await chain, every proc its own Future" "$(b go_chainf)" "$(b nim_chain_refc)" "$(b nim_chain_orc)"
 row "(c) 100k sleep(10ms) timers, wall per timer" "$(b go_timers)" "$(b nim_timers_refc)" "$(b nim_timers_orc)"
 row "(d) callSoon" "$(b go_callsoon)" "$(b nim_callsoon_refc)" "$(b nim_callsoon_orc)"

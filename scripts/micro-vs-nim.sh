@@ -38,6 +38,8 @@ for i in $(seq "$rounds"); do
 	r[go_suspend]+="$(ours '^BenchmarkAwaitSuspendResume$' 1000000) "
 	r[go_callsoon]+="$(ours '^BenchmarkCallSoon$' 1000000) "
 	r[go_timers]+="$(ours '^BenchmarkTimers$' 100000) "
+	r[go_alloc]+="$(ours '^BenchmarkFloorAlloc96$' 1000000) "
+	r[go_switch]+="$(ours '^BenchmarkFloorCoroSwitch$' 1000000) "
 done
 b() { echo ${r[$1]} | tr ' ' '\n' | grep -v '^$' | best; }
 row() { # name ours nim-refc nim-orc
@@ -54,3 +56,4 @@ row "(c) 100k sleep(10ms) timers, wall per timer" "$(b go_timers)" "$(b nim_time
 row "(d) callSoon" "$(b go_callsoon)" "$(b nim_callsoon_refc)" "$(b nim_callsoon_orc)"
 echo
 echo "await that suspends and resumes (no Nim row): $(b go_suspend) ns/op"
+echo "floors (Go itself): one 96-byte heap object with pointers $(b go_alloc) ns; one iter.Pull round trip $(b go_switch) ns"

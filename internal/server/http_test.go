@@ -2,14 +2,18 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	ad "github.com/asyncdispatch/asyncdispatch"
 )
@@ -432,5 +436,69 @@ func TestHTTPNoBody(t *testing.T) {
 	}
 	if resp := exchange(t, c, br, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx", 1, "POST")[0]; resp.StatusCode != 413 {
 		t.Fatal(resp.Status)
+	}
+}
+
+// Steady state allocates nothing per request, one at a time or pipelined:
+// the connection procedure uses the Coro forms of WaitReadable, RecvInto
+// and Send, pooled read and batch buffers and prebuilt responses (made
+// anew only when the Date changes, once a second); the client here
+// allocates nothing either.
+func TestHTTPAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	d, err := ad.NewDispatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ln, err := d.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ServeHTTP(d, ln, HTTPConfig{IdleTimeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := ad.GetLocalAddr(ln)
+	fd, err := ad.WaitFor(d.Dial("127.0.0.1", port, unix.IPPROTO_TCP))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	for _, pipeline := range []int{1, 16} {
+		req := []byte(strings.Repeat(benchRequest, pipeline))
+		round := func(n int) {
+			f := ad.Async(d, func(co *ad.Coro) (ad.Void, error) {
+				for range n {
+					if err := co.Send(fd, req, ad.DefaultFlags); err != nil {
+						return ad.Void{}, err
+					}
+					// Every response ends with the body; count them.
+					for got, seen := 0, 0; seen < pipeline; {
+						k, err := co.RecvInto(fd, buf[got:], ad.DefaultFlags)
+						if err != nil || k == 0 {
+							t.Errorf("receive: %d, %v", k, err)
+							return ad.Void{}, err
+						}
+						got += k
+						seen = bytes.Count(buf[:got], []byte(Body))
+					}
+				}
+				return ad.Void{}, nil
+			})
+			ad.WaitFor(f)
+		}
+		round(100) // warm up: buffers, coroutine pool, timers
+		const n = 2000
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		round(n)
+		runtime.ReadMemStats(&m1)
+		per := float64(m1.Mallocs-m0.Mallocs) / float64(n*pipeline)
+		t.Logf("pipeline %d: %.4f allocations per request, client and server together", pipeline, per)
+		if per > 0.01 {
+			t.Fatalf("pipeline %d: %.4f allocations per request; want none in steady state", pipeline, per)
+		}
 	}
 }

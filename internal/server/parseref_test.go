@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -157,6 +158,55 @@ func BenchmarkHTTPParseRef(b *testing.B) {
 		r, status := parseHeadRef(req[:e])
 		if e != len(req) || status != 0 || !r.keepAlive {
 			b.Fatal(e, status, r)
+		}
+	}
+}
+
+// TestScanHeadMatchesReference: what FuzzHTTPParse checks, on heads made
+// by mutating well-formed ones with the bytes that matter to the framing,
+// so that every go test run compares scanHead with the reference.
+func TestScanHeadMatchesReference(t *testing.T) {
+	seeds := []string{
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"HEAD /a?b HTTP/1.0\nConnection: keep-alive\n\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",
+		"POST / HTTP/1.1\r\nhost: x\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n",
+		"\r\n\nGET / HTTP/2.0\r\nHost: x\r\n\r\n",
+		"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: x, keep-alive\r\n\r\nhi",
+	}
+	alphabet := []byte("\r\n \t:,\x00\x7f\x80aZ0-/")
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 50000 {
+		b := []byte(seeds[rng.IntN(len(seeds))])
+		for range 1 + rng.IntN(3) {
+			i := rng.IntN(len(b))
+			switch rng.IntN(3) {
+			case 0:
+				b[i] = alphabet[rng.IntN(len(alphabet))]
+			case 1:
+				b = append(b[:i], b[i+1:]...)
+			default:
+				b = append(b[:i], append([]byte{alphabet[rng.IntN(len(alphabet))]}, b[i:]...)...)
+			}
+			if len(b) == 0 {
+				break
+			}
+		}
+		whole := findHeadEnd(b, 0)
+		if whole > 0 {
+			r, status := parseHead(b[:whole])
+			rr, rstatus := parseHeadRef(b[:whole])
+			if status != rstatus || status == 0 && r != rr {
+				t.Fatalf("complete head %q: %d %+v, reference %d %+v", b[:whole], status, r, rstatus, rr)
+			}
+		}
+		if n, r, status := scanHead(b); status == 0 && n >= 0 && b[0] != '\r' && b[0] != '\n' {
+			if n != whole {
+				t.Fatalf("%q: scanHead ends at %d, findHeadEnd at %d", b, n, whole)
+			}
+			if rr, rstatus := parseHeadRef(b[:n]); rstatus != 0 || r != rr {
+				t.Fatalf("%q: scanHead %+v, reference %d %+v", b[:n], r, rstatus, rr)
+			}
 		}
 	}
 }

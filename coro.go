@@ -368,6 +368,9 @@ func awaitForeign[T any](co *Coro, f *Future[T]) (T, error) {
 	w := &foreignWait{d: d, co: co, gen: co.gen}
 	err := f.d.awaitFrom(w, func() { f.addCallback(callback{fn: func() { f.d.foreignDone(w, foreignFinished) }}) })
 	if err != nil {
+		// f's dispatcher closed meanwhile; its teardown may have posted a
+		// wake for this wait already, which must not resume the next one.
+		co.gen++
 		return zero, err
 	}
 	d.extRefs++

@@ -1,18 +1,27 @@
 package asyncdispatch
 
 // readyQueue is the dispatcher's FIFO of callbacks to run (Nim's callSoon
-// deque). It is a ring buffer that grows by doubling and never shrinks
-// below its initial size, so steady-state traffic allocates nothing.
+// deque). It is two arrays used in turn: push appends to next; the drain
+// takes next over as run and walks it by index, while whatever the
+// callbacks push goes to the other array. When run is used up it is
+// cleared in one sweep and becomes next's array. Nothing is cleared or
+// re-indexed per entry, and steady traffic allocates nothing: the two
+// arrays keep their capacity (a burst's worth is given back, see take).
+//
+// What must stay true: the queue is run[pos:] followed by next, in that
+// order; run[:pos] holds entries that have run (kept until the sweep, so a
+// panicking entry can be put back in front, at pos-1).
 //
 // An entry is either a future whose callback list is due (one entry runs
 // all callbacks that were registered when it finished, which is the same
 // order as queueing each of them) or a single function (fnRunner: a func
 // value is pointer-shaped, so wrapping it in the interface allocates
-// nothing). One interface word pair per entry keeps the ring small and the
-// drain to one dynamic call per entry.
+// nothing). One interface word pair per entry keeps the arrays small and
+// the drain to one dynamic call per entry.
 type readyQueue struct {
-	buf        []entry
-	head, size int
+	run  []entry
+	pos  int
+	next []entry
 }
 
 type entry = runner
@@ -32,47 +41,44 @@ type fnRunner func()
 func (f fnRunner) runCallbacks()      { f() }
 func (f fnRunner) hasCallbacks() bool { return false }
 
-func (q *readyQueue) len() int { return q.size }
+func (q *readyQueue) len() int { return len(q.run) - q.pos + len(q.next) }
 
-func (q *readyQueue) push(e entry) {
-	if q.size == len(q.buf) {
-		q.grow()
-	}
-	q.buf[(q.head+q.size)&(len(q.buf)-1)] = e
-	q.size++
-}
+func (q *readyQueue) push(e entry) { q.next = append(q.next, e) }
 
 // pushFront puts e before every queued entry (used to resume a callback
 // list interrupted by a panic, so order is kept).
 func (q *readyQueue) pushFront(e entry) {
-	if q.size == len(q.buf) {
-		q.grow()
+	if q.pos > 0 {
+		q.pos--
+		q.run[q.pos] = e
+		return
 	}
-	q.head = (q.head - 1) & (len(q.buf) - 1)
-	q.buf[q.head] = e
-	q.size++
+	q.run = append([]entry{e}, q.run...)
 }
 
+// pop returns the first entry; the queue must not be empty.
 func (q *readyQueue) pop() entry {
-	e := q.buf[q.head]
-	q.buf[q.head] = nil
-	q.head = (q.head + 1) & (len(q.buf) - 1)
-	q.size--
+	if q.pos == len(q.run) {
+		q.take()
+	}
+	e := q.run[q.pos]
+	q.pos++
 	return e
 }
 
-func (q *readyQueue) grow() {
-	n := len(q.buf) * 2
-	if n == 0 {
-		n = 64
+// take makes next the array being run, sweeping the used-up one clean (so
+// it holds no callback for the collector) and handing it to push. An
+// array grown far beyond what one round needed is dropped instead, so a
+// burst of a million callbacks does not pin its memory for good.
+func (q *readyQueue) take() {
+	old := q.run
+	clear(old)
+	if cap(old) > 4096 && len(old) < cap(old)/8 {
+		old = nil
 	}
-	nb := make([]entry, n)
-	for i := 0; i < q.size; i++ {
-		nb[i] = q.buf[(q.head+i)&(len(q.buf)-1)]
-	}
-	q.buf, q.head = nb, 0
+	q.run, q.pos, q.next = q.next, 0, old[:0]
 }
 
 func (q *readyQueue) clear() {
-	q.buf, q.head, q.size = nil, 0, 0
+	q.run, q.pos, q.next = nil, 0, nil
 }

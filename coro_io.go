@@ -81,6 +81,19 @@ func (op *coroOp) ready(fd AsyncFD) bool {
 	return true
 }
 
+// running refuses a Coro that is not the running one before anything is
+// started: a receive started for a procedure that cannot wait for it would
+// take the peer's data into a buffer nobody reads.
+func (co *Coro) running() error {
+	if co == nil {
+		return ErrNotAsync
+	}
+	if co.d.current != co && !co.stopped {
+		return errNotRunning
+	}
+	return nil
+}
+
 // use readies the coroutine's operation for a new call (skip: frames
 // between the user's call and use, for FuturesInProgress). An operation
 // still pending — only possible if Await refused to wait for it, called
@@ -104,6 +117,9 @@ func (co *Coro) RecvInto(fd AsyncFD, buf []byte, flags SocketFlag) (int, error) 
 	if buf == nil {
 		return 0, ErrNilBuffer
 	}
+	if err := co.running(); err != nil {
+		return 0, err
+	}
 	op := co.use(opRecv, "RecvInto", fd, poller.Read, 2)
 	op.buf, op.flags = buf, flags
 	n, err := Await(co, start(co.d, &op.fut, op, fd, poller.Read))
@@ -114,6 +130,9 @@ func (co *Coro) RecvInto(fd AsyncFD, buf []byte, flags SocketFlag) (int, error) 
 // Send writes all of data like Dispatcher.Send and awaits the result. It
 // must be called from the async procedure running on co.
 func (co *Coro) Send(fd AsyncFD, data []byte, flags SocketFlag) error {
+	if err := co.running(); err != nil {
+		return err
+	}
 	op := co.use(opSend, "Send", fd, poller.Write, 2)
 	op.buf, op.flags = data, flags
 	_, err := Await(co, start(co.d, &op.fut, op, fd, poller.Write))
@@ -137,6 +156,9 @@ func (co *Coro) WaitWritable(fd AsyncFD) error {
 }
 
 func (co *Coro) waitReady(fd AsyncFD, dir poller.Interest, name string) error {
+	if err := co.running(); err != nil {
+		return err
+	}
 	if _, err := co.d.sockFD(fd); err != nil {
 		return err
 	}

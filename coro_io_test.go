@@ -259,3 +259,38 @@ func TestBusyConnectionYieldsThroughWrapper(t *testing.T) {
 		t.Fatalf("the timer fired after %d of %d bytes: the reader starved the loop", firedAt, total)
 	}
 }
+
+// A Coro kept beyond its procedure is refused by co.RecvInto, co.Send and
+// co.WaitReadable before anything starts: the peer's data stays in the
+// socket for the procedure that does read it.
+func TestCoroIOStaleCoro(t *testing.T) {
+	d := newD(t)
+	a, b := socketPair(t, d)
+	var kept *ad.Coro
+	ad.WaitFor(ad.Async(d, func(co *ad.Coro) (int, error) { kept = co; return 0, nil }))
+	if _, err := unix.Write(int(b), []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	var errs []error
+	d.CallSoon(func() {
+		_, err := kept.RecvInto(a, buf, 0)
+		errs = append(errs, err, kept.Send(a, []byte("x"), 0), kept.WaitReadable(a))
+	})
+	d.Poll(0)
+	for i, err := range errs {
+		if !errors.Is(err, ad.ErrNotAsync) {
+			t.Fatalf("call %d with a stale Coro: %v, want ErrNotAsync", i, err)
+		}
+	}
+	if d.HasPendingOperations() {
+		t.Fatal("a refused call left an operation pending")
+	}
+	got := ad.Async(d, func(co *ad.Coro) (string, error) {
+		n, err := co.RecvInto(a, buf, 0)
+		return string(buf[:n]), err
+	})
+	if s, err := ad.WaitFor(got); s != "hello" || err != nil {
+		t.Fatalf("the data after the refused calls: %q %v", s, err)
+	}
+}

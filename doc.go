@@ -216,9 +216,13 @@
 //	                             the callee can complete
 //	ValueError "No handles..."   ErrNoWork (same text)
 //	FutureError                  *FutureError (panic value)
+//	ioselSupportedPlatform       Linux, the platform this package runs on:
+//	                             every feature the reference marks as
+//	                             needing it (addEvent, addProcess,
+//	                             addSignal) is there
 //
 // Go additions without a Nim counterpart: Dispatcher.Close and Done,
-// Cancel, Timeout, FromContext, CancelWith, CallSoonThreadSafe, Go,
+// Call, Cancel, Timeout, FromContext, CancelWith, CallSoonThreadSafe, Go,
 // GoContext, NewExternalFuture, Future.CompleteFrom/FailFrom/Wait,
 // WaitProcess, NewBoundedFutureStream, Listen, SetTracking,
 // SetUnhandledErrorHandler, SetAcceptErrorHandler, RegisteredDescriptors,

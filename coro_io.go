@@ -96,8 +96,9 @@ func (co *Coro) running() error {
 
 // use readies the coroutine's operation for a new call (skip: frames
 // between the user's call and use, for FuturesInProgress). An operation
-// still pending — only possible if Await refused to wait for it, called
-// with a Coro that was not running — is left where it is and replaced.
+// still pending — only possible if Await returned without waiting for it,
+// in a coroutine that Close is unwinding — is left where it is (Close
+// aborts it) and replaced.
 func (co *Coro) use(kind coroOpKind, name string, fd AsyncFD, dir poller.Interest, skip int) *coroOp {
 	op := co.op
 	if op == nil || (op.fut.d != nil && op.fut.state == pending) {

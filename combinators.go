@@ -29,30 +29,15 @@ func All[T any](futs ...*Future[T]) *Future[[]T] {
 			return r
 		}
 	}
-	vals := make([]T, len(futs))
-	left := len(futs)
-	if left == 0 {
-		r.Complete(vals)
+	st := &allState[T]{r: r, futs: futs, vals: make([]T, len(futs)), left: len(futs)}
+	if st.left == 0 {
+		r.Complete(st.vals)
 		return r
 	}
 	for i, f := range futs {
-		i, f := i, f
-		step := func() {
-			if r.state != pending {
-				return
-			}
-			f.markSeen()
-			if f.state == failed {
-				r.tryFail(f.err)
-				return
-			}
-			vals[i] = f.value
-			left--
-			if left == 0 {
-				r.tryComplete(vals)
-			}
-		}
-		f.addCallback(callback{fn: step})
+		// One small closure per input (its index and the shared state):
+		// All over a million timers keeps a million of these alive.
+		f.addCallback(callback{fn: func() { st.step(i) }})
 	}
 	r.src = &linked{name: "All", onCancel: func() bool {
 		for _, f := range futs {
@@ -61,6 +46,33 @@ func All[T any](futs ...*Future[T]) *Future[[]T] {
 		return true
 	}}
 	return r
+}
+
+// allState is what All's callbacks share.
+type allState[T any] struct {
+	r    *Future[[]T]
+	futs []*Future[T]
+	vals []T
+	left int
+}
+
+// step records futs[i]'s outcome: the first failure fails r, the last
+// value completes it.
+func (st *allState[T]) step(i int) {
+	r, f := st.r, st.futs[i]
+	if r.state != pending {
+		return
+	}
+	f.markSeen()
+	if f.state == failed {
+		r.tryFail(f.err)
+		return
+	}
+	st.vals[i] = f.value
+	st.left--
+	if st.left == 0 {
+		r.tryComplete(st.vals)
+	}
 }
 
 // And returns a future that completes when both a and b have completed,

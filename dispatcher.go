@@ -258,8 +258,8 @@ func (d *Dispatcher) teardown() error {
 		if t == nil {
 			break
 		}
-		if s, ok := t.Arg.(*sleeper); ok {
-			s.fut.tryFail(ErrClosed)
+		if t.Kind == kindSleeper {
+			sleeperOf(t).fut.tryFail(ErrClosed)
 		}
 	}
 	d.ready.clear()

@@ -30,13 +30,17 @@ package timerheap
 import "slices"
 
 // Timer is one entry. When is on the caller's monotonic clock, in
-// nanoseconds; it must not change while the timer is queued. Arg is the
-// caller's payload, untouched by the heap.
+// nanoseconds; it must not change while the timer is queued. Kind is the
+// caller's tag, untouched by the heap: the caller embeds the Timer in its
+// own struct and tells its kinds of timer apart by it. There is no payload
+// pointer, so a timer costs the caller 24 bytes (a million timers: 16 MB
+// less than with an interface payload, and two fewer words for the
+// collector to scan in each).
 type Timer struct {
 	When   int64
-	Arg    any
 	seq    uint64 // the sequence number of its latest Push
 	queued bool
+	Kind   uint8
 }
 
 // Queued reports whether t is in a heap.

@@ -103,7 +103,7 @@ func run(t *testing.T, ops []byte) {
 		ops = ops[2:]
 		switch op % 6 {
 		case 0, 1: // push a new timer; few distinct deadlines, many ties
-			x := &Timer{When: int64(arg % 16), Arg: len(all)}
+			x := &Timer{When: int64(arg % 16)}
 			all = append(all, x)
 			h.Push(x)
 			m.push(x)
@@ -183,17 +183,18 @@ func TestEqualDeadlinesFIFO(t *testing.T) {
 	h := &Heap{}
 	var ts []*Timer
 	for i := 0; i < 1000; i++ {
-		x := &Timer{When: 5, Arg: i}
+		x := &Timer{When: 5}
 		ts = append(ts, x)
 		h.Push(x)
 	}
-	h.Push(&Timer{When: 4, Arg: -1})
-	if h.Pop().Arg != -1 {
+	early := &Timer{When: 4}
+	h.Push(early)
+	if h.Pop() != early {
 		t.Fatal("earlier deadline not first")
 	}
 	for i := 0; i < 1000; i++ {
 		if x := h.Pop(); x != ts[i] {
-			t.Fatalf("pop %d: got timer %v", i, x.Arg)
+			t.Fatalf("pop %d: got another timer", i)
 		}
 	}
 }

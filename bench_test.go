@@ -187,8 +187,8 @@ func BenchmarkMillionTimers(b *testing.B) {
 }
 
 // Floors, for reading the rows above: what Go itself charges for the two
-// things a future and an async call cannot avoid. A Future[int] is one
-// 96-byte heap object with pointers; an async call that does not run on
+// things a future and an async call cannot avoid. NewFuture[int] makes
+// one 96-byte heap object with pointers (the future and its name); an async call that does not run on
 // its caller's coroutine is one coroutine round trip (iter.Pull).
 type floorFuture struct {
 	d           *int

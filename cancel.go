@@ -50,7 +50,7 @@ func Timeout[T any](f *Future[T], timeout time.Duration) *Future[T] {
 		return r
 	}
 	d := f.d
-	r := &Future[T]{d: d, name: "Timeout"}
+	r := newNamed[T](d, "Timeout")
 	if f.state != pending {
 		f.markSeen()
 		if f.state == failed {
@@ -116,7 +116,7 @@ func FromContext(d *Dispatcher, ctx context.Context) *Future[Void] {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	f := &Future[Void]{d: d, name: "FromContext"}
+	f := newNamed[Void](d, "FromContext")
 	if err := ctx.Err(); err != nil {
 		f.Fail(err)
 		return f

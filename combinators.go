@@ -22,7 +22,7 @@ func All[T any](futs ...*Future[T]) *Future[[]T] {
 	if d == nil {
 		d = GetGlobalDispatcher()
 	}
-	r := &Future[[]T]{d: d, name: "All"}
+	r := newNamed[[]T](d, "All")
 	for _, f := range futs {
 		if f == nil {
 			r.Fail(ErrNilFuture)
@@ -83,7 +83,7 @@ func And[A, B any](a *Future[A], b *Future[B]) *Future[Void] {
 		r.Fail(ErrNilFuture)
 		return r
 	}
-	r := &Future[Void]{d: a.d, name: "And"}
+	r := newNamed[Void](a.d, "And")
 	left := 2
 	a.addCallback(callback{fn: func() {
 		if a.errOrNil() != nil {
@@ -111,7 +111,7 @@ func Or[A, B any](a *Future[A], b *Future[B]) *Future[Void] {
 		r.Fail(ErrNilFuture)
 		return r
 	}
-	r := &Future[Void]{d: a.d, name: "Or"}
+	r := newNamed[Void](a.d, "Or")
 	a.addCallback(callback{fn: func() {
 		if err := a.errOrNil(); err != nil {
 			r.tryFail(err)
@@ -142,7 +142,7 @@ func WithTimeout[T any](f *Future[T], timeout time.Duration) *Future[bool] {
 		return r
 	}
 	d := f.d
-	r := &Future[bool]{d: d, name: "WithTimeout"}
+	r := newNamed[bool](d, "WithTimeout")
 	sl := d.SleepAsync(timeout)
 	f.addCallback(callback{fn: func() {
 		sl.Cancel()

@@ -22,13 +22,13 @@ import "github.com/asyncdispatch/asyncdispatch/internal/poller"
 // coroOp is a coroutine's reusable operation: a receive, a send, or a
 // readiness wait, whichever it awaits now.
 type coroOp struct {
-	fut  Future[int]
-	fd   AsyncFD
-	kind coroOpKind
-	dir  poller.Interest
+	fut Future[int]
+	fd  AsyncFD
 	// buf is the receive buffer, or what is left to send.
 	buf   []byte
 	flags SocketFlag
+	kind  coroOpKind
+	dir   poller.Interest
 	wrote bool // a send: part of buf went out already
 }
 
@@ -40,7 +40,17 @@ const (
 	opWait
 )
 
-func (op *coroOp) procName() string { return op.fut.name }
+func (op *coroOp) procName() string {
+	switch {
+	case op.kind == opRecv:
+		return "RecvInto"
+	case op.kind == opSend:
+		return "Send"
+	case op.dir == poller.Read:
+		return "WaitReadable"
+	}
+	return "WaitWritable"
+}
 
 func (op *coroOp) cancel() bool {
 	op.fut.d.removeOp(op.fd, op.dir, op)
@@ -99,13 +109,13 @@ func (co *Coro) running() error {
 // still pending — only possible if Await returned without waiting for it,
 // in a coroutine that Close is unwinding — is left where it is (Close
 // aborts it) and replaced.
-func (co *Coro) use(kind coroOpKind, name string, fd AsyncFD, dir poller.Interest, skip int) *coroOp {
+func (co *Coro) use(kind coroOpKind, fd AsyncFD, dir poller.Interest, skip int) *coroOp {
 	op := co.op
 	if op == nil || (op.fut.d != nil && op.fut.state == pending) {
 		op = &coroOp{}
 		co.op = op
 	}
-	*op = coroOp{fut: Future[int]{d: co.d, name: name, src: op}, fd: fd, kind: kind, dir: dir}
+	*op = coroOp{fut: Future[int]{d: co.d, src: op}, fd: fd, kind: kind, dir: dir}
 	if co.d.tracking {
 		co.d.track(&op.fut, skip+1)
 	}
@@ -121,7 +131,7 @@ func (co *Coro) RecvInto(fd AsyncFD, buf []byte, flags SocketFlag) (int, error) 
 	if err := co.running(); err != nil {
 		return 0, err
 	}
-	op := co.use(opRecv, "RecvInto", fd, poller.Read, 2)
+	op := co.use(opRecv, fd, poller.Read, 2)
 	op.buf, op.flags = buf, flags
 	n, err := Await(co, start(co.d, &op.fut, op, fd, poller.Read))
 	op.buf = nil
@@ -134,7 +144,7 @@ func (co *Coro) Send(fd AsyncFD, data []byte, flags SocketFlag) error {
 	if err := co.running(); err != nil {
 		return err
 	}
-	op := co.use(opSend, "Send", fd, poller.Write, 2)
+	op := co.use(opSend, fd, poller.Write, 2)
 	op.buf, op.flags = data, flags
 	_, err := Await(co, start(co.d, &op.fut, op, fd, poller.Write))
 	op.buf = nil
@@ -148,22 +158,22 @@ func (co *Coro) Send(fd AsyncFD, data []byte, flags SocketFlag) error {
 // operations it queues behind pending receives on fd, is cancellable,
 // and fails with ErrClosedSocket if fd is closed meanwhile.
 func (co *Coro) WaitReadable(fd AsyncFD) error {
-	return co.waitReady(fd, poller.Read, "WaitReadable")
+	return co.waitReady(fd, poller.Read)
 }
 
 // WaitWritable suspends the procedure on co until fd is writable.
 func (co *Coro) WaitWritable(fd AsyncFD) error {
-	return co.waitReady(fd, poller.Write, "WaitWritable")
+	return co.waitReady(fd, poller.Write)
 }
 
-func (co *Coro) waitReady(fd AsyncFD, dir poller.Interest, name string) error {
+func (co *Coro) waitReady(fd AsyncFD, dir poller.Interest) error {
 	if err := co.running(); err != nil {
 		return err
 	}
 	if _, err := co.d.sockFD(fd); err != nil {
 		return err
 	}
-	op := co.use(opWait, name, fd, dir, 3)
+	op := co.use(opWait, fd, dir, 3)
 	// Readiness is only known from the poller: always wait for an event
 	// (level-triggered, so data already there is reported at once).
 	if err := co.d.addWaiter(fd, dir, waiter{op: op}); err != nil {

@@ -43,7 +43,7 @@ func Go[T any](d *Dispatcher, fn func() (T, error)) *Future[T] {
 		d = GetGlobalDispatcher()
 	}
 	if fn == nil {
-		f := &Future[T]{d: d, name: "Go"}
+		f := newNamed[T](d, "Go")
 		f.Fail(ErrNilCallback)
 		return f
 	}
@@ -59,7 +59,7 @@ func GoContext[T any](d *Dispatcher, parent context.Context, fn func(ctx context
 		d = GetGlobalDispatcher()
 	}
 	if fn == nil {
-		f := &Future[T]{d: d, name: "GoContext"}
+		f := newNamed[T](d, "GoContext")
 		f.Fail(ErrNilCallback)
 		return f
 	}
@@ -162,7 +162,7 @@ func NewExternalFuture[T any](d *Dispatcher, fromProc string) *Future[T] {
 	if d == nil {
 		d = GetGlobalDispatcher()
 	}
-	f := &Future[T]{d: d, name: fromProc}
+	f := newNamed[T](d, fromProc)
 	if d.tracking {
 		d.track(f, 2)
 	}

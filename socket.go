@@ -151,7 +151,7 @@ func start[T any](d *Dispatcher, f *Future[T], op ioOp, fd AsyncFD, dir poller.I
 
 // failedFuture returns a future failed with err at once.
 func failedFuture[T any](d *Dispatcher, name string, err error) *Future[T] {
-	f := &Future[T]{d: d, name: name}
+	f := newNamed[T](d, name)
 	f.tryFail(err)
 	return f
 }

@@ -20,9 +20,10 @@ type recvOp[T any] struct {
 	buf    []byte
 	flags  SocketFlag
 	result func(buf []byte, n int) T
+	name   string // Recv, RecvString or RecvInto
 }
 
-func (op *recvOp[T]) procName() string { return op.fut.name }
+func (op *recvOp[T]) procName() string { return op.name }
 
 func (op *recvOp[T]) cancel() bool {
 	op.fut.d.removeOp(op.fd, poller.Read, op)
@@ -94,9 +95,8 @@ func stringResult(buf []byte, n int) string {
 func countResult(_ []byte, n int) int { return n }
 
 func newRecv[T any](d *Dispatcher, name string, fd AsyncFD, buf []byte, flags SocketFlag, result func([]byte, int) T) *Future[T] {
-	op := &recvOp[T]{fd: fd, buf: buf, flags: flags, result: result}
+	op := &recvOp[T]{fd: fd, buf: buf, flags: flags, result: result, name: name}
 	op.fut.d = d
-	op.fut.name = name
 	op.fut.src = op
 	if d.tracking {
 		d.track(&op.fut, 3)
@@ -155,10 +155,11 @@ type sendOp struct {
 	fd    AsyncFD
 	data  []byte // what is left to write
 	flags SocketFlag
-	wrote bool // part of data went out already
+	wrote bool   // part of data went out already
+	name  string // Send or SendString
 }
 
-func (op *sendOp) procName() string { return op.fut.name }
+func (op *sendOp) procName() string { return op.name }
 
 func (op *sendOp) cancel() bool {
 	op.fut.d.removeOp(op.fd, poller.Write, op)
@@ -232,9 +233,8 @@ func sendSome(d *Dispatcher, fd AsyncFD, data *[]byte, wrote *bool, flags Socket
 }
 
 func newSend(d *Dispatcher, name string, fd AsyncFD, data []byte, flags SocketFlag) *Future[Void] {
-	op := &sendOp{fd: fd, data: data, flags: flags}
+	op := &sendOp{fd: fd, data: data, flags: flags, name: name}
 	op.fut.d = d
-	op.fut.name = name
 	op.fut.src = op
 	if d.tracking {
 		d.track(&op.fut, 3)
@@ -405,9 +405,10 @@ type sendToOp struct {
 	data  []byte
 	rsa   unix.RawSockaddrAny
 	salen uint32
+	name  string
 }
 
-func (op *sendToOp) procName() string { return op.fut.name }
+func (op *sendToOp) procName() string { return op.name }
 
 func (op *sendToOp) cancel() bool {
 	op.fut.d.removeOp(op.fd, poller.Write, op)
@@ -439,9 +440,8 @@ func (op *sendToOp) ready(fd AsyncFD) bool {
 }
 
 func newSendTo(d *Dispatcher, name string, fd AsyncFD, data []byte) *sendToOp {
-	op := &sendToOp{fd: fd, data: data}
+	op := &sendToOp{fd: fd, data: data, name: name}
 	op.fut.d = d
-	op.fut.name = name
 	op.fut.src = op
 	if d.tracking {
 		d.track(&op.fut, 3)

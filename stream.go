@@ -86,7 +86,7 @@ func NewBoundedFutureStream[T any](d *Dispatcher, fromProc string, bound int) *F
 // pending reader receives v at once. Cancelling a pending Write withdraws
 // v.
 func (fs *FutureStream[T]) Write(v T) *Future[Void] {
-	f := &Future[Void]{d: fs.d, name: fs.name}
+	f := newNamed[Void](fs.d, fs.name)
 	if fs.d.tracking {
 		fs.d.track(f, 2)
 	}
@@ -99,7 +99,7 @@ func (fs *FutureStream[T]) Write(v T) *Future[Void] {
 		fs.buf = append(fs.buf, v)
 		f.Complete(Void{})
 	default:
-		w := &blockedWrite[T]{fs: fs, v: v, fut: f}
+		w := &blockedWrite[T]{fs: fs, v: v, fut: f, name: fs.name}
 		f.src = w
 		fs.blocked = append(fs.blocked, w)
 	}
@@ -125,7 +125,7 @@ func (fs *FutureStream[T]) handOver(v T) bool {
 // Write, Complete or Fail. Pending reads are served in the order they were
 // made. Cancelling a pending Read gives up its place.
 func (fs *FutureStream[T]) Read() *Future[ReadResult[T]] {
-	f := &Future[ReadResult[T]]{d: fs.d, name: fs.name}
+	f := newNamed[ReadResult[T]](fs.d, fs.name)
 	if fs.d.tracking {
 		fs.d.track(f, 2)
 	}
@@ -137,7 +137,7 @@ func (fs *FutureStream[T]) Read() *Future[ReadResult[T]] {
 		fs.finishReader(f)
 		return f
 	}
-	r := &streamReader[T]{fs: fs, fut: f}
+	r := &streamReader[T]{fs: fs, fut: f, name: fs.name}
 	f.src = r
 	fs.readers = append(fs.readers, r)
 	return f
@@ -236,11 +236,12 @@ func (fs *FutureStream[T]) Bound() int { return fs.bound }
 // streamReader is a pending Read; cancelling its future takes it out of
 // the queue of readers.
 type streamReader[T any] struct {
-	fs  *FutureStream[T]
-	fut *Future[ReadResult[T]]
+	fs   *FutureStream[T]
+	fut  *Future[ReadResult[T]]
+	name string // the stream's fromProc
 }
 
-func (r *streamReader[T]) procName() string { return "FutureStream.Read" }
+func (r *streamReader[T]) procName() string { return r.name }
 
 func (r *streamReader[T]) cancel() bool {
 	fs := r.fs
@@ -260,12 +261,13 @@ func (r *streamReader[T]) cancel() bool {
 // blockedWrite is a Write waiting for room; cancelling its future
 // withdraws the value.
 type blockedWrite[T any] struct {
-	fs  *FutureStream[T]
-	v   T
-	fut *Future[Void]
+	fs   *FutureStream[T]
+	v    T
+	fut  *Future[Void]
+	name string // the stream's fromProc
 }
 
-func (w *blockedWrite[T]) procName() string { return "FutureStream.Write" }
+func (w *blockedWrite[T]) procName() string { return w.name }
 
 func (w *blockedWrite[T]) cancel() bool {
 	fs := w.fs
@@ -293,7 +295,7 @@ func ReadAll[S ~[]byte | ~string](fs *FutureStream[S]) *Future[S] {
 		r.Fail(ErrNilFuture)
 		return r
 	}
-	r := &Future[S]{d: fs.d, name: "ReadAll"}
+	r := newNamed[S](fs.d, "ReadAll")
 	if fs.d.tracking {
 		fs.d.track(r, 2)
 	}

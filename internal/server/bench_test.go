@@ -16,27 +16,29 @@ import (
 // client uses the allocation-free Coro forms, so allocs/op is the
 // server's.
 
-// benchDial starts srv's kind on a fresh dispatcher and returns a client
-// connection to it.
-func benchSetup(b *testing.B, serve func(d *ad.Dispatcher, ln ad.AsyncFD) (*Server, error)) (*ad.Dispatcher, *Server, ad.AsyncFD) {
-	b.Helper()
+// loopSetup starts a server (serve) on a fresh dispatcher, closed when
+// the test ends, and returns a client connection to it on the same
+// dispatcher: benchmarks and allocation tests drive both ends from one
+// loop.
+func loopSetup(tb testing.TB, serve func(d *ad.Dispatcher, ln ad.AsyncFD) (*Server, error)) (*ad.Dispatcher, *Server, ad.AsyncFD) {
+	tb.Helper()
 	d, err := ad.NewDispatcher()
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { d.Close() })
+	tb.Cleanup(func() { d.Close() })
 	ln, err := d.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	srv, err := serve(d, ln)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	_, port, _ := ad.GetLocalAddr(ln)
 	fd, err := ad.WaitFor(d.Dial("127.0.0.1", port, unix.IPPROTO_TCP))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	return d, srv, fd
@@ -84,7 +86,7 @@ func BenchmarkEchoRoundTrip(b *testing.B) {
 		callbacks bool
 	}{{"async", false}, {"callbacks", true}} {
 		b.Run(style.name, func(b *testing.B) {
-			d, _, fd := benchSetup(b, func(d *ad.Dispatcher, ln ad.AsyncFD) (*Server, error) {
+			d, _, fd := loopSetup(b, func(d *ad.Dispatcher, ln ad.AsyncFD) (*Server, error) {
 				return ServeEcho(d, ln, EchoConfig{Callbacks: style.callbacks, IdleTimeout: time.Minute})
 			})
 			msg := make([]byte, 64)
@@ -98,7 +100,7 @@ func BenchmarkEchoRoundTrip(b *testing.B) {
 
 // BenchmarkEchoPipelined: 16 messages of 64 bytes in one send, echoed.
 func BenchmarkEchoPipelined(b *testing.B) {
-	d, _, fd := benchSetup(b, func(d *ad.Dispatcher, ln ad.AsyncFD) (*Server, error) {
+	d, _, fd := loopSetup(b, func(d *ad.Dispatcher, ln ad.AsyncFD) (*Server, error) {
 		return ServeEcho(d, ln, EchoConfig{IdleTimeout: time.Minute})
 	})
 	msg := make([]byte, 16*64)
@@ -113,7 +115,7 @@ const benchRequest = "GET /plaintext HTTP/1.1\r\nHost: localhost:8080\r\nUser-Ag
 // BenchmarkHTTPRequest: one keep-alive request and its response, as wrk
 // sends them.
 func BenchmarkHTTPRequest(b *testing.B) {
-	d, srv, fd := benchSetup(b, func(d *ad.Dispatcher, ln ad.AsyncFD) (*Server, error) {
+	d, srv, fd := loopSetup(b, func(d *ad.Dispatcher, ln ad.AsyncFD) (*Server, error) {
 		return ServeHTTP(d, ln, HTTPConfig{IdleTimeout: time.Minute})
 	})
 	h := srv.kind.(*httpServer)
@@ -123,7 +125,7 @@ func BenchmarkHTTPRequest(b *testing.B) {
 // BenchmarkHTTPPipelined: 16 pipelined requests in one send, their 16
 // responses in one.
 func BenchmarkHTTPPipelined(b *testing.B) {
-	d, srv, fd := benchSetup(b, func(d *ad.Dispatcher, ln ad.AsyncFD) (*Server, error) {
+	d, srv, fd := loopSetup(b, func(d *ad.Dispatcher, ln ad.AsyncFD) (*Server, error) {
 		return ServeHTTP(d, ln, HTTPConfig{IdleTimeout: time.Minute})
 	})
 	h := srv.kind.(*httpServer)

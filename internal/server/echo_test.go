@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	ad "github.com/asyncdispatch/asyncdispatch"
 )
 
@@ -126,23 +124,9 @@ func TestEchoAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts differ under the race detector")
 	}
-	d, err := ad.NewDispatcher()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	ln, err := d.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ServeEcho(d, ln, EchoConfig{IdleTimeout: time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := ad.GetLocalAddr(ln)
-	fd, err := ad.WaitFor(d.Dial("127.0.0.1", port, unix.IPPROTO_TCP))
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, _, fd := loopSetup(t, func(d *ad.Dispatcher, ln ad.AsyncFD) (*Server, error) {
+		return ServeEcho(d, ln, EchoConfig{IdleTimeout: time.Minute})
+	})
 	msg, buf := []byte("0123456789abcdef"), make([]byte, 64)
 	round := func(n int) {
 		f := ad.Async(d, func(co *ad.Coro) (ad.Void, error) {

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	ad "github.com/asyncdispatch/asyncdispatch"
 )
 
@@ -448,23 +446,9 @@ func TestHTTPAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts differ under the race detector")
 	}
-	d, err := ad.NewDispatcher()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	ln, err := d.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ServeHTTP(d, ln, HTTPConfig{IdleTimeout: time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := ad.GetLocalAddr(ln)
-	fd, err := ad.WaitFor(d.Dial("127.0.0.1", port, unix.IPPROTO_TCP))
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, _, fd := loopSetup(t, func(d *ad.Dispatcher, ln ad.AsyncFD) (*Server, error) {
+		return ServeHTTP(d, ln, HTTPConfig{IdleTimeout: time.Minute})
+	})
 	buf := make([]byte, 64<<10)
 	for _, pipeline := range []int{1, 16} {
 		req := []byte(strings.Repeat(benchRequest, pipeline))

@@ -45,7 +45,7 @@ var (
 	_ = [1]struct{}{}[unsafe.Offsetof(Timer{}.tm)]
 )
 
-func timerOf(t *timerheap.Timer) *Timer     { return (*Timer)(unsafe.Pointer(t)) }
+func timerOf(t *timerheap.Timer) *Timer { return (*Timer)(unsafe.Pointer(t)) }
 
 func (s *sleeper) procName() string { return "SleepAsync" }
 

@@ -271,7 +271,7 @@ func (op *acceptAddrOp) abort(err error) {
 	op.abortAccept()
 }
 
-func (op *acceptAddrOp) ready(AsyncFD) bool {
+func (op *acceptAddrOp) ready(*fdState) bool {
 	if op.fut.state != pending {
 		return true
 	}
@@ -344,7 +344,7 @@ func startAccept[T any](d *Dispatcher, f *Future[T], op interface {
 		f.tryFail(err)
 		return f
 	}
-	if canTry(core.s, poller.Read) && op.ready(fd) {
+	if canTry(core.s, poller.Read) && op.ready(core.s) {
 		d.charge()
 		return f
 	}
@@ -367,7 +367,7 @@ func (op *acceptOp) abort(err error) {
 	op.abortAccept()
 }
 
-func (op *acceptOp) ready(AsyncFD) bool {
+func (op *acceptOp) ready(*fdState) bool {
 	if op.fut.state != pending {
 		return true
 	}

@@ -61,7 +61,8 @@ func (op *connectOp) abort(err error) {
 }
 
 // ready: the socket became writable, the attempt in progress is over.
-func (op *connectOp) ready(fd AsyncFD) bool {
+func (op *connectOp) ready(s *fdState) bool {
+	fd := AsyncFD(s.fd)
 	if op.fut.state != pending {
 		op.queued = false
 		return true

@@ -63,7 +63,7 @@ func (op *coroOp) abort(err error) {
 	op.buf = nil
 }
 
-func (op *coroOp) ready(fd AsyncFD) bool {
+func (op *coroOp) ready(s *fdState) bool {
 	if op.fut.state != pending {
 		// Cancelled while its wait list was being run: do nothing.
 		return true
@@ -75,9 +75,9 @@ func (op *coroOp) ready(fd AsyncFD) bool {
 	)
 	switch op.kind {
 	case opRecv:
-		n, err, done = recvOnce(op.fut.d, fd, op.buf, op.flags)
+		n, err, done = recvOnce(s, op.buf, op.flags)
 	case opSend:
-		err, done = sendSome(op.fut.d, fd, &op.buf, &op.wrote, op.flags)
+		err, done = sendSome(s, &op.buf, &op.wrote, op.flags)
 	}
 	if !done {
 		return false

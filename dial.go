@@ -67,7 +67,8 @@ type dialAttempt struct {
 	done bool
 }
 
-func (a *dialAttempt) ready(fd AsyncFD) bool {
+func (a *dialAttempt) ready(s *fdState) bool {
+	fd := AsyncFD(s.fd)
 	if a.done {
 		return true
 	}

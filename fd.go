@@ -71,13 +71,14 @@ type waiter struct {
 }
 
 // ioOp is a pending operation on a descriptor (a recv, a send, an
-// accept...). ready is called when the descriptor is ready in the op's
-// direction and reports whether the op is finished (it completed or failed
+// accept...). ready is called with the descriptor's state (so the op
+// needs no second lookup in the fd table) when the descriptor is ready in
+// the op's direction, and reports whether the op is finished (it completed or failed
 // its future); abort fails it without touching the descriptor, and is
 // called by CloseSocket, Unregister, Close and cancellation before the fd
 // number is released.
 type ioOp interface {
-	ready(fd AsyncFD) bool
+	ready(s *fdState) bool
 	abort(err error)
 }
 
@@ -362,7 +363,7 @@ func (d *Dispatcher) runList(s *fdState, list *[]waiter) {
 		w := cur[i]
 		var done bool
 		if w.op != nil {
-			done = w.op.ready(AsyncFD(s.fd))
+			done = w.op.ready(s)
 		} else {
 			done = w.cb(AsyncFD(s.fd))
 		}

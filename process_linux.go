@@ -191,7 +191,8 @@ func (w *procWait) release() {
 }
 
 // ready runs when the pidfd is readable: the process has exited.
-func (w *procWait) ready(fd AsyncFD) bool {
+func (w *procWait) ready(s *fdState) bool {
+	fd := AsyncFD(s.fd)
 	st, err := reap(int(fd), w.pid)
 	if err == errNotYet {
 		return false

@@ -139,7 +139,7 @@ func start[T any](d *Dispatcher, f *Future[T], op ioOp, fd AsyncFD, dir poller.I
 		f.tryFail(err)
 		return f
 	}
-	if canTry(s, dir) && op.ready(fd) {
+	if canTry(s, dir) && op.ready(s) {
 		d.charge()
 		return f
 	}

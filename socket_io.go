@@ -38,12 +38,12 @@ func (op *recvOp[T]) abort(err error) {
 
 // ready makes one receive: true when the future is finished, false on
 // EAGAIN (wait for the next readiness).
-func (op *recvOp[T]) ready(fd AsyncFD) bool {
+func (op *recvOp[T]) ready(s *fdState) bool {
 	if op.fut.state != pending {
 		// Cancelled while its wait list was being run: receive nothing.
 		return true
 	}
-	n, err, done := recvOnce(op.fut.d, fd, op.buf, op.flags)
+	n, err, done := recvOnce(s, op.buf, op.flags)
 	if !done {
 		return false
 	}
@@ -59,16 +59,16 @@ func (op *recvOp[T]) ready(fd AsyncFD) bool {
 // recvOnce makes one receive on a ready descriptor; done is false on
 // EAGAIN (wait for the next readiness). A reset under SafeDisconn is end
 // of file. It keeps the fd's drained hint up to date.
-func recvOnce(d *Dispatcher, fd AsyncFD, buf []byte, flags SocketFlag) (n int, err error, done bool) {
-	n, err = sysRecv(int(fd), buf, flags.osFlags())
+func recvOnce(s *fdState, buf []byte, flags SocketFlag) (n int, err error, done bool) {
+	n, err = sysRecv(s.fd, buf, flags.osFlags())
 	switch {
 	case err == nil:
 		if n > 0 && n < len(buf) {
-			d.fds[fd].drained = true
+			s.drained = true
 		}
 		return n, nil, true
 	case err == unix.EAGAIN:
-		d.fds[fd].drained = true
+		s.drained = true
 		return 0, nil, false
 	case flags&SafeDisconn != 0 && isDisconn(err):
 		return 0, nil, true
@@ -176,11 +176,11 @@ func (op *sendOp) abort(err error) {
 // socket buffer is full: it waits for writability instead of making a call
 // that would return EAGAIN. So one ready call writes at most one socket
 // buffer, and a huge send cannot hold the loop.
-func (op *sendOp) ready(fd AsyncFD) bool {
+func (op *sendOp) ready(s *fdState) bool {
 	if op.fut.state != pending {
 		return true
 	}
-	err, done := sendSome(op.fut.d, fd, &op.data, &op.wrote, op.flags)
+	err, done := sendSome(s, &op.data, &op.wrote, op.flags)
 	if !done {
 		return false
 	}
@@ -198,14 +198,13 @@ func (op *sendOp) ready(fd AsyncFD) bool {
 // send's outcome: a reset under SafeDisconn counts as sent; an error after
 // part of the data went out is also kept as the fd's werr, so the sends
 // queued behind fail too (what they carry would arrive after a gap).
-func sendSome(d *Dispatcher, fd AsyncFD, data *[]byte, wrote *bool, flags SocketFlag) (err error, done bool) {
-	s := d.fds[fd]
+func sendSome(s *fdState, data *[]byte, wrote *bool, flags SocketFlag) (err error, done bool) {
 	if s.werr != nil {
 		*data = nil
 		return s.werr, true
 	}
 	for len(*data) > 0 {
-		n, err := sysSend(int(fd), *data)
+		n, err := sysSend(s.fd, *data)
 		if err == unix.EAGAIN {
 			return nil, false
 		}
@@ -305,7 +304,8 @@ func (op *recvFromOp) abort(err error) {
 	op.buf = nil
 }
 
-func (op *recvFromOp) ready(fd AsyncFD) bool {
+func (op *recvFromOp) ready(s *fdState) bool {
+	fd := AsyncFD(s.fd)
 	if op.fut.state != pending {
 		return true
 	}
@@ -422,7 +422,8 @@ func (op *sendToOp) abort(err error) {
 }
 
 // ready makes one sendto: a datagram goes out whole or not at all.
-func (op *sendToOp) ready(fd AsyncFD) bool {
+func (op *sendToOp) ready(s *fdState) bool {
+	fd := AsyncFD(s.fd)
 	if op.fut.state != pending {
 		return true
 	}

@@ -34,8 +34,11 @@ func bucketOf(v uint64) int {
 	if v < 1<<(subBits+1) {
 		return int(v)
 	}
-	e := bits.Len64(v) - (subBits + 1) // v >> e has subBits+1 bits
-	return (e+1)<<subBits + int(v>>uint(e)) - 1<<(subBits+1) + 1<<subBits
+	// v>>e has subBits+1 bits: 1<<subBits plus the sub-bucket, so the
+	// buckets of exponent e start at (e+1)<<subBits, right after those
+	// of e-1 (or the exact ones).
+	e := bits.Len64(v) - (subBits + 1)
+	return e<<subBits + int(v>>e)
 }
 
 // lowOf is the smallest value of bucket i; bucket i holds [lowOf(i),

@@ -173,19 +173,10 @@ func (h *Hist) Fprint(w io.Writer) {
 
 // Round shortens a duration for display: three significant digits.
 func Round(d time.Duration) time.Duration {
-	switch {
-	case d >= 100*time.Millisecond:
-		return d.Round(time.Millisecond)
-	case d >= 10*time.Millisecond:
-		return d.Round(100 * time.Microsecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	case d >= 100*time.Microsecond:
-		return d.Round(time.Microsecond)
-	case d >= 10*time.Microsecond:
-		return d.Round(100 * time.Nanosecond)
-	case d >= time.Microsecond:
-		return d.Round(10 * time.Nanosecond)
+	for unit := 100 * time.Millisecond; unit >= time.Microsecond; unit /= 10 {
+		if d >= unit {
+			return d.Round(unit / 100)
+		}
 	}
 	return d
 }

@@ -36,23 +36,7 @@ func FuzzHTTPParse(f *testing.F) {
 		if got != whole {
 			t.Fatalf("split at %d: end %d, whole %d", k, got, whole)
 		}
-		if whole > 0 {
-			r, status := parseHead(b[:whole])
-			rr, rstatus := parseHeadRef(b[:whole])
-			if status != rstatus || status == 0 && r != rr {
-				t.Fatalf("complete head %q: %d %+v, reference %d %+v", b[:whole], status, r, rstatus, rr)
-			}
-		}
-		// The fast path: scanHead on the whole buffer, for a buffer that
-		// does not start with an empty line.
-		if n, r, status := scanHead(b); status == 0 && n >= 0 && b[0] != '\r' && b[0] != '\n' {
-			if n != whole {
-				t.Fatalf("%q: scanHead ends at %d, findHeadEnd at %d", b, n, whole)
-			}
-			if rr, rstatus := parseHeadRef(b[:n]); rstatus != 0 || r != rr {
-				t.Fatalf("%q: scanHead %+v, reference %d %+v", b[:n], r, rstatus, rr)
-			}
-		}
+		checkScanHead(t, b, whole)
 		var c chunked
 		for rest := b; len(rest) > 0; {
 			n, done, status := c.consume(rest, 1<<20, 1024)

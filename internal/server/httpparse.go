@@ -276,21 +276,13 @@ func scanHead(b []byte) (n int, r request, status int) {
 	return n, r, 0
 }
 
-// cutLine splits off the first line of b without its CRLF or LF. line is
-// nil for a line with a bare CR in it, or when b holds no line end.
-func cutLine(b []byte) (line, rest []byte) {
-	i := bytes.IndexByte(b, '\n')
-	if i < 0 {
-		return nil, b
-	}
-	line, rest = b[:i], b[i+1:]
+// trimCR drops the CR that ends line (a line without its LF), if there is
+// one, and reports whether what is left is free of bare CRs.
+func trimCR(line []byte) ([]byte, bool) {
 	if len(line) > 0 && line[len(line)-1] == '\r' {
 		line = line[:len(line)-1]
 	}
-	if bytes.IndexByte(line, '\r') >= 0 {
-		return nil, rest
-	}
-	return line, rest
+	return line, bytes.IndexByte(line, '\r') < 0
 }
 
 // tokenChars marks the characters of an RFC 9110 token.
@@ -414,8 +406,8 @@ func (c *chunked) consume(b []byte, maxBody int64, maxHead int) (n int, done boo
 				}
 				return n, false, 0
 			}
-			line, _ := cutLine(b[n : n+i+1])
-			if line == nil {
+			line, ok := trimCR(b[n : n+i])
+			if !ok {
 				return n, false, 400 // a bare CR
 			}
 			size, ok := parseChunkSize(line)
@@ -459,8 +451,8 @@ func (c *chunked) consume(b []byte, maxBody int64, maxHead int) (n int, done boo
 				}
 				return n, false, 0
 			}
-			line, _ := cutLine(b[n : n+i+1])
-			if line == nil {
+			line, ok := trimCR(b[n : n+i])
+			if !ok {
 				return n, false, 400
 			}
 			n += i + 1

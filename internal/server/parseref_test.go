@@ -138,6 +138,20 @@ func parseHeadRef(b []byte) (r request, status int) {
 	return r, 0
 }
 
+// cutLine splits off the first line of b without its CRLF or LF. line is
+// nil for a line with a bare CR in it, or when b holds no line end.
+func cutLine(b []byte) (line, rest []byte) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return nil, b
+	}
+	line, ok := trimCR(b[:i])
+	if !ok {
+		return nil, b[i+1:]
+	}
+	return line, b[i+1:]
+}
+
 func isToken(b []byte) bool {
 	for _, c := range b {
 		if !tokenChars[c] {

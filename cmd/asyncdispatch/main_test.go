@@ -8,78 +8,26 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/leakcheck"
+	"github.com/asyncdispatch/asyncdispatch/internal/mainrun"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
-// output collects what a command writes (from the loop's goroutine) and
-// hands complete lines to whoever waits for them.
-type output struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	lines chan string
-	part  string
-}
-
-func newOutput() *output { return &output{lines: make(chan string, 1000)} }
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.buf.Write(p)
-	o.part += string(p)
-	for {
-		i := strings.IndexByte(o.part, '\n')
-		if i < 0 {
-			break
-		}
-		select {
-		case o.lines <- o.part[:i]:
-		default:
-		}
-		o.part = o.part[i+1:]
-	}
-	return len(p), nil
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
-
-// waitLine returns the first line containing s.
-func (o *output) waitLine(t *testing.T, s string) string {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case l := <-o.lines:
-			if strings.Contains(l, s) {
-				return l
-			}
-		case <-timeout:
-			t.Fatalf("no line with %q in:\n%s", s, o)
-		}
-	}
-}
-
 // background runs the command on a goroutine; wait returns its exit code.
-func background(ctx context.Context, args ...string) (out, errOut *output, wait func() int) {
-	out, errOut = newOutput(), newOutput()
+func background(ctx context.Context, args ...string) (out, errOut *mainrun.Output, wait func() int) {
+	out, errOut = mainrun.NewOutput(), mainrun.NewOutput()
 	code := make(chan int, 1)
 	go func() { code <- run(ctx, args, out, errOut) }()
 	return out, errOut, func() int {
 		select {
 		case c := <-code:
 			return c
-		case <-time.After(10 * time.Second):
+		case <-time.After(mainrun.Wait):
 			panic("command did not exit: " + strings.Join(args, " "))
 		}
 	}
@@ -160,7 +108,7 @@ func TestServeEchoAndBench(t *testing.T) {
 	for _, extra := range [][]string{nil, {"--callbacks"}} {
 		ctx, cancel := context.WithCancel(context.Background())
 		out, _, wait := background(ctx, append([]string{"serve", "echo", "--addr", "127.0.0.1:0"}, extra...)...)
-		addr := strings.Fields(out.waitLine(t, "serving echo on"))[4]
+		addr := strings.Fields(out.WaitLine(t, "serving echo on"))[4]
 
 		code, stdout, stderr := runCmd("bench", "echo", "--addr", addr, "--conns", "10", "--pipeline", "4",
 			"--duration", "300ms", "--warmup", "100ms", "--quiet")
@@ -181,7 +129,7 @@ func TestServeHTTP(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out, _, wait := background(ctx, "serve", "http", "--addr", "127.0.0.1:0")
-	addr := strings.Fields(out.waitLine(t, "serving http on"))[4]
+	addr := strings.Fields(out.WaitLine(t, "serving http on"))[4]
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -207,14 +155,14 @@ func TestServeHTTP(t *testing.T) {
 // library's AddSignal and it exits cleanly.
 func TestServeSignal(t *testing.T) {
 	out, _, wait := background(context.Background(), "serve", "echo", "--addr", "127.0.0.1:0")
-	out.waitLine(t, "serving echo on")
+	out.WaitLine(t, "serving echo on")
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if code := wait(); code != 0 {
 		t.Fatalf("serve exited %d after SIGTERM", code)
 	}
-	out.waitLine(t, "stopped after 0 connections")
+	out.WaitLine(t, "stopped after 0 connections")
 }
 
 // A port nobody listens on: bench fails with exit 1 and says why.

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/leakcheck"
+	"github.com/asyncdispatch/asyncdispatch/internal/mainrun"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
@@ -19,22 +19,8 @@ func TestMain(m *testing.M) { leakcheck.Main(m) }
 // start runs the server until the test ends (Ctrl-C then) and returns its
 // address.
 func start(t *testing.T, idle time.Duration) string {
-	r, w := io.Pipe()
-	done := make(chan error, 1)
-	go func() { done <- run("127.0.0.1:0", idle, w); w.Close() }()
-	log := bufio.NewReader(r)
-	first, err := log.ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	go io.Copy(io.Discard, log) // the rest of the server's log
-	t.Cleanup(func() {
-		syscall.Kill(os.Getpid(), syscall.SIGINT)
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	return strings.TrimSpace(strings.TrimPrefix(first, "chat: listening on "))
+	out := mainrun.Serve(t, func(w io.Writer) error { return run("127.0.0.1:0", idle, w) })
+	return strings.TrimPrefix(out.WaitLine(t, "chat: listening on "), "chat: listening on ")
 }
 
 type user struct {

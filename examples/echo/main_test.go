@@ -3,34 +3,21 @@ package main
 import (
 	"io"
 	"net"
-	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/leakcheck"
+	"github.com/asyncdispatch/asyncdispatch/internal/mainrun"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
-// lineWriter hands each line written to it to a channel.
-type lineWriter chan string
-
-func (w lineWriter) Write(p []byte) (int, error) {
-	for _, l := range strings.SplitAfter(string(p), "\n") {
-		if l != "" {
-			w <- strings.TrimSuffix(l, "\n")
-		}
-	}
-	return len(p), nil
-}
-
 func TestEcho(t *testing.T) {
-	lines := make(lineWriter, 100)
-	done := make(chan error, 1)
-	go func() { done <- run("127.0.0.1:0", lines) }()
-	addr := strings.TrimPrefix(<-lines, "echo: listening on ")
+	// Ctrl-C when the test ends: the server's AddSignal handler closes
+	// the dispatcher, and run must return nil.
+	out := mainrun.Serve(t, func(w io.Writer) error { return run("127.0.0.1:0", w) })
+	addr := strings.TrimPrefix(out.WaitLine(t, "echo: listening on "), "echo: listening on ")
 
 	for range 3 {
 		c, err := net.Dial("tcp", addr)
@@ -46,10 +33,5 @@ func TestEcho(t *testing.T) {
 			}
 		}
 		c.Close()
-	}
-	// Ctrl-C: the server's AddSignal handler closes the dispatcher.
-	syscall.Kill(os.Getpid(), syscall.SIGINT)
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }

@@ -1,36 +1,23 @@
 package main
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/leakcheck"
+	"github.com/asyncdispatch/asyncdispatch/internal/mainrun"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 func TestHTTPHello(t *testing.T) {
-	r, w := io.Pipe()
-	done := make(chan error, 1)
-	go func() { done <- run("127.0.0.1:0", w) }()
-	first, err := bufio.NewReader(r).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := strings.TrimSpace(strings.TrimPrefix(first, "httphello: listening on "))
-	defer func() {
-		syscall.Kill(os.Getpid(), syscall.SIGINT) // Ctrl-C
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	// Ctrl-C when the test ends; run must return nil.
+	out := mainrun.Serve(t, func(w io.Writer) error { return run("127.0.0.1:0", w) })
+	url := strings.TrimPrefix(out.WaitLine(t, "httphello: listening on "), "httphello: listening on ")
 
 	// Through net/http: keep-alive reuses one connection.
 	tr := &http.Transport{}

@@ -335,11 +335,7 @@ func startAccept[T any](d *Dispatcher, f *Future[T], op interface {
 	ioOp
 	source
 }, core *acceptCore, fd AsyncFD, flags SocketFlag, inheritable bool) *Future[T] {
-	f.d = d
-	f.src = op
-	if d.tracking {
-		d.track(f, 3)
-	}
+	f.init(d, op, 3)
 	if err := core.init(d, fd, flags, inheritable); err != nil {
 		f.tryFail(err)
 		return f

@@ -223,11 +223,7 @@ func familyName(domain int) string {
 // the socket is then in no defined state and should be closed.
 func (d *Dispatcher) Connect(fd AsyncFD, address string, port int, domain int) *Future[Void] {
 	op := &connectOp{d: d, fd: fd, domain: domain, port: port}
-	op.fut.d = d
-	op.fut.src = op
-	if d.tracking {
-		d.track(&op.fut, 2)
-	}
+	op.fut.init(d, op, 2)
 	if _, err := d.sockFD(fd); err != nil {
 		op.fut.tryFail(err)
 		return &op.fut

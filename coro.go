@@ -118,11 +118,7 @@ func Async[T any](d *Dispatcher, body func(co *Coro) (T, error)) *Future[T] {
 		d = GetGlobalDispatcher()
 	}
 	c := &asyncCall[T]{body: body}
-	c.fut.d = d
-	c.fut.src = c
-	if d.tracking {
-		d.track(&c.fut, 2)
-	}
+	c.fut.init(d, c, 2)
 	if body == nil {
 		c.fut.Fail(ErrNilCallback)
 		return &c.fut

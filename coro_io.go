@@ -115,10 +115,8 @@ func (co *Coro) use(kind coroOpKind, fd AsyncFD, dir poller.Interest, skip int) 
 		op = &coroOp{}
 		co.op = op
 	}
-	*op = coroOp{fut: Future[int]{d: co.d, src: op}, fd: fd, kind: kind, dir: dir}
-	if co.d.tracking {
-		co.d.track(&op.fut, skip+1)
-	}
+	*op = coroOp{fd: fd, kind: kind, dir: dir}
+	op.fut.init(co.d, op, skip+1)
 	return op
 }
 

@@ -278,11 +278,7 @@ func sockTypeOf(protocol int) int {
 // everything and closes every socket it made.
 func (d *Dispatcher) Dial(address string, port int, protocol int) *Future[AsyncFD] {
 	op := &dialOp{d: d, address: address, port: port, protocol: protocol, sockType: sockTypeOf(protocol)}
-	op.fut.d = d
-	op.fut.src = op
-	if d.tracking {
-		d.track(&op.fut, 2)
-	}
+	op.fut.init(d, op, 2)
 	if d.closed {
 		op.fut.tryFail(ErrClosed)
 		return &op.fut

@@ -116,6 +116,17 @@ func newNamed[T any](d *Dispatcher, name string) *Future[T] {
 	return &n.Future
 }
 
+// init binds a future embedded in its producer (a timer, an async call, a
+// socket operation) to d and to the producer, and records it for
+// FuturesInProgress when tracking is on; skip is what the caller would
+// pass to track (frames between the user's call and the caller).
+func (f *Future[T]) init(d *Dispatcher, src source, skip int) {
+	f.d, f.src = d, src
+	if d.tracking {
+		d.track(f, skip+1)
+	}
+}
+
 // Dispatcher returns the dispatcher the future belongs to.
 func (f *Future[T]) Dispatcher() *Dispatcher { return f.d }
 

@@ -72,11 +72,7 @@ func GoContext[T any](d *Dispatcher, parent context.Context, fn func(ctx context
 
 func startGo[T any](d *Dispatcher, name string, stop context.CancelFunc, fn func() (T, error)) *Future[T] {
 	c := &goCall[T]{d: d, name: name, stopCtx: stop}
-	c.fut.d = d
-	c.fut.src = c
-	if d.tracking {
-		d.track(&c.fut, 3)
-	}
+	c.fut.init(d, c, 3)
 	if d.closed {
 		c.released = true
 		if stop != nil {

@@ -232,11 +232,7 @@ func (w *procWait) abort(err error) {
 // meanwhile; cancelling it stops watching and closes the pidfd.
 func (d *Dispatcher) WaitProcess(pid int) *Future[ExitStatus] {
 	w := &procWait{d: d, pid: pid}
-	w.fut.d = d
-	w.fut.src = w
-	if d.tracking {
-		d.track(&w.fut, 2)
-	}
+	w.fut.init(d, w, 2)
 	if d.closed {
 		w.fut.Fail(ErrClosed)
 		return &w.fut

@@ -96,11 +96,7 @@ func countResult(_ []byte, n int) int { return n }
 
 func newRecv[T any](d *Dispatcher, name string, fd AsyncFD, buf []byte, flags SocketFlag, result func([]byte, int) T) *Future[T] {
 	op := &recvOp[T]{fd: fd, buf: buf, flags: flags, result: result, name: name}
-	op.fut.d = d
-	op.fut.src = op
-	if d.tracking {
-		d.track(&op.fut, 3)
-	}
+	op.fut.init(d, op, 3)
 	return start(d, &op.fut, op, fd, poller.Read)
 }
 
@@ -233,11 +229,7 @@ func sendSome(s *fdState, data *[]byte, wrote *bool, flags SocketFlag) (err erro
 
 func newSend(d *Dispatcher, name string, fd AsyncFD, data []byte, flags SocketFlag) *Future[Void] {
 	op := &sendOp{fd: fd, data: data, flags: flags, name: name}
-	op.fut.d = d
-	op.fut.src = op
-	if d.tracking {
-		d.track(&op.fut, 3)
-	}
+	op.fut.init(d, op, 3)
 	return start(d, &op.fut, op, fd, poller.Write)
 }
 
@@ -389,11 +381,7 @@ func (d *Dispatcher) RecvFromInto(fd AsyncFD, buf []byte, flags SocketFlag) *Fut
 		return failedFuture[RecvFromResult](d, "RecvFromInto", ErrNilBuffer)
 	}
 	op := &recvFromOp{fd: fd, buf: buf, flags: flags}
-	op.fut.d = d
-	op.fut.src = op
-	if d.tracking {
-		d.track(&op.fut, 2)
-	}
+	op.fut.init(d, op, 2)
 	return start(d, &op.fut, op, fd, poller.Read)
 }
 
@@ -442,11 +430,7 @@ func (op *sendToOp) ready(s *fdState) bool {
 
 func newSendTo(d *Dispatcher, name string, fd AsyncFD, data []byte) *sendToOp {
 	op := &sendToOp{fd: fd, data: data, name: name}
-	op.fut.d = d
-	op.fut.src = op
-	if d.tracking {
-		d.track(&op.fut, 3)
-	}
+	op.fut.init(d, op, 3)
 	return op
 }
 

@@ -58,11 +58,7 @@ func (s *sleeper) cancel() bool { return s.fut.d.timers.Remove(&s.tm) }
 // closed dispatcher the future fails with ErrClosed.
 func (d *Dispatcher) SleepAsync(dur time.Duration) *Future[Void] {
 	s := &sleeper{}
-	s.fut.d = d
-	s.fut.src = s
-	if d.tracking {
-		d.track(&s.fut, 2)
-	}
+	s.fut.init(d, s, 2)
 	if d.closed {
 		s.fut.Fail(ErrClosed)
 		return &s.fut

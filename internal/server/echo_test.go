@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -168,26 +167,9 @@ func TestEchoFairness(t *testing.T) {
 			r := start(t, func(d *ad.Dispatcher, ln ad.AsyncFD) (*Server, error) {
 				return ServeEcho(d, ln, EchoConfig{Callbacks: st.callbacks})
 			})
-			flood, ping := r.dial(t), r.dial(t)
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				chunk := make([]byte, 64<<10)
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					if _, err := flood.Write(chunk); err != nil {
-						return
-					}
-				}
-			}()
-			go func() { defer wg.Done(); io.Copy(io.Discard, flood) }()
-			defer func() { close(stop); flood.Close(); wg.Wait() }()
+			flooder, ping := r.dial(t), r.dial(t)
+			stop := flood(flooder, make([]byte, 64<<10))
+			defer stop()
 			// Let the flood build up (pacing, not synchronisation).
 			time.Sleep(50 * time.Millisecond)
 			t0 := time.Now()

@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -391,26 +389,9 @@ func TestHTTPIdleTimeout(t *testing.T) {
 // another client is still answered promptly.
 func TestHTTPFairness(t *testing.T) {
 	r := startHTTP(t, HTTPConfig{})
-	flood, other := r.dial(t), r.dial(t)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		reqs := []byte(strings.Repeat("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 2000))
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := flood.Write(reqs); err != nil {
-				return
-			}
-		}
-	}()
-	go func() { defer wg.Done(); io.Copy(io.Discard, flood) }()
-	defer func() { close(stop); flood.Close(); wg.Wait() }()
+	flooder, other := r.dial(t), r.dial(t)
+	stop := flood(flooder, []byte(strings.Repeat("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 2000)))
+	defer stop()
 	time.Sleep(50 * time.Millisecond) // let the flood build up (pacing)
 	br := newReader(other)
 	t0 := time.Now()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,3 +144,27 @@ func readFull(t *testing.T, r io.Reader, n int) string {
 }
 
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 64<<10) }
+
+// flood writes chunk to c again and again and reads and discards what
+// comes back, each on a goroutine of its own, until stop: it closes c and
+// waits for both.
+func flood(c net.Conn, chunk []byte) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	go func() { defer wg.Done(); io.Copy(io.Discard, c) }()
+	return func() { close(done); c.Close(); wg.Wait() }
+}

@@ -187,76 +187,55 @@ func TestCoroWaitReadable(t *testing.T) {
 
 // A procedure whose socket always has data does not starve the loop: after
 // its I/O budget it yields, so a due timer fires while it is still reading.
+// The budget is charged where the I/O happens, so a procedure that awaits
+// its receives through a wrapper (Timeout) yields as well.
 func TestBusyConnectionYields(t *testing.T) {
-	d := newD(t)
-	a, b := socketPair(t, d)
-	const total = 100 << 10
-	data := bytes.Repeat([]byte("y"), total)
-	for sent := 0; sent < total; {
-		n, err := unix.Write(int(b), data[sent:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		sent += n
-	}
-	read := 0
-	reader := ad.Async(d, func(co *ad.Coro) (int, error) {
-		buf := make([]byte, 64)
-		for read < total {
-			n, err := co.RecvInto(a, buf, 0)
-			if err != nil {
-				return read, err
+	for _, c := range []struct {
+		name string
+		recv func(co *ad.Coro, d *ad.Dispatcher, fd ad.AsyncFD, buf []byte) (int, error)
+	}{
+		{"co.RecvInto", func(co *ad.Coro, d *ad.Dispatcher, fd ad.AsyncFD, buf []byte) (int, error) {
+			return co.RecvInto(fd, buf, 0)
+		}},
+		{"through Timeout", func(co *ad.Coro, d *ad.Dispatcher, fd ad.AsyncFD, buf []byte) (int, error) {
+			return ad.Await(co, ad.Timeout(d.RecvInto(fd, buf, 0), time.Hour))
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := newD(t)
+			a, b := socketPair(t, d)
+			const total = 100 << 10
+			data := bytes.Repeat([]byte("y"), total)
+			for sent := 0; sent < total; {
+				n, err := unix.Write(int(b), data[sent:])
+				if err != nil {
+					t.Fatal(err)
+				}
+				sent += n
 			}
-			read += n
-		}
-		return read, nil
-	})
-	firedAt := -1
-	d.SleepAsync(0).AddCallback(func() { firedAt = read })
-	if n, err := ad.WaitFor(reader); n != total || err != nil {
-		t.Fatal(n, err)
-	}
-	d.Drain(time.Second)
-	if firedAt < 0 || firedAt >= total {
-		t.Fatalf("the timer fired after %d of %d bytes: the reader starved the loop", firedAt, total)
-	}
-	t.Logf("timer fired after %d of %d bytes", firedAt, total)
-}
-
-// The budget is charged where the I/O happens, so a busy procedure that
-// awaits its receives through a wrapper (here Timeout) yields as well.
-func TestBusyConnectionYieldsThroughWrapper(t *testing.T) {
-	d := newD(t)
-	a, b := socketPair(t, d)
-	const total = 100 << 10
-	data := bytes.Repeat([]byte("y"), total)
-	for sent := 0; sent < total; {
-		n, err := unix.Write(int(b), data[sent:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		sent += n
-	}
-	read := 0
-	reader := ad.Async(d, func(co *ad.Coro) (int, error) {
-		buf := make([]byte, 64)
-		for read < total {
-			n, err := ad.Await(co, ad.Timeout(d.RecvInto(a, buf, 0), time.Hour))
-			if err != nil {
-				return read, err
+			read := 0
+			reader := ad.Async(d, func(co *ad.Coro) (int, error) {
+				buf := make([]byte, 64)
+				for read < total {
+					n, err := c.recv(co, d, a, buf)
+					if err != nil {
+						return read, err
+					}
+					read += n
+				}
+				return read, nil
+			})
+			firedAt := -1
+			d.SleepAsync(0).AddCallback(func() { firedAt = read })
+			if n, err := ad.WaitFor(reader); n != total || err != nil {
+				t.Fatal(n, err)
 			}
-			read += n
-		}
-		return read, nil
-	})
-	firedAt := -1
-	d.SleepAsync(0).AddCallback(func() { firedAt = read })
-	if n, err := ad.WaitFor(reader); n != total || err != nil {
-		t.Fatal(n, err)
-	}
-	d.Drain(time.Second)
-	if firedAt < 0 || firedAt >= total {
-		t.Fatalf("the timer fired after %d of %d bytes: the reader starved the loop", firedAt, total)
+			d.Drain(time.Second)
+			if firedAt < 0 || firedAt >= total {
+				t.Fatalf("the timer fired after %d of %d bytes: the reader starved the loop", firedAt, total)
+			}
+			t.Logf("timer fired after %d of %d bytes", firedAt, total)
+		})
 	}
 }
 

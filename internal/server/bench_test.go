@@ -1,6 +1,7 @@
 package server
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -42,6 +43,45 @@ func loopSetup(tb testing.TB, serve func(d *ad.Dispatcher, ln ad.AsyncFD) (*Serv
 	}
 	unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	return d, srv, fd
+}
+
+// roundTrips returns a function that makes n round trips to the server
+// on fd from one async procedure on d: send req, then receive into buf
+// until complete says what came is the whole answer. The allocation
+// tests measure it with mallocsPerRound.
+func roundTrips(t *testing.T, d *ad.Dispatcher, fd ad.AsyncFD, req, buf []byte, complete func(got []byte) bool) func(n int) {
+	return func(n int) {
+		f := ad.Async(d, func(co *ad.Coro) (ad.Void, error) {
+			for range n {
+				if err := co.Send(fd, req, ad.DefaultFlags); err != nil {
+					return ad.Void{}, err
+				}
+				for got := 0; !complete(buf[:got]); {
+					k, err := co.RecvInto(fd, buf[got:], ad.DefaultFlags)
+					if err != nil || k == 0 {
+						t.Errorf("receive: %d, %v", k, err)
+						return ad.Void{}, err
+					}
+					got += k
+				}
+			}
+			return ad.Void{}, nil
+		})
+		ad.WaitFor(f)
+	}
+}
+
+// mallocsPerRound warms up with round(100) (buffers, coroutine pool,
+// timers), then returns the heap allocations per round trip of
+// round(2000).
+func mallocsPerRound(round func(n int)) float64 {
+	round(100)
+	const n = 2000
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	round(n)
+	runtime.ReadMemStats(&m1)
+	return float64(m1.Mallocs-m0.Mallocs) / n
 }
 
 // pingPong sends msg and reads want() back, b.N times, from one async

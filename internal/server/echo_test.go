@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -126,33 +125,8 @@ func TestEchoAllocations(t *testing.T) {
 	d, _, fd := loopSetup(t, func(d *ad.Dispatcher, ln ad.AsyncFD) (*Server, error) {
 		return ServeEcho(d, ln, EchoConfig{IdleTimeout: time.Minute})
 	})
-	msg, buf := []byte("0123456789abcdef"), make([]byte, 64)
-	round := func(n int) {
-		f := ad.Async(d, func(co *ad.Coro) (ad.Void, error) {
-			for range n {
-				if err := co.Send(fd, msg, ad.DefaultFlags); err != nil {
-					return ad.Void{}, err
-				}
-				for got := 0; got < len(msg); {
-					k, err := co.RecvInto(fd, buf[got:], ad.DefaultFlags)
-					if err != nil || k == 0 {
-						t.Errorf("receive: %d, %v", k, err)
-						return ad.Void{}, err
-					}
-					got += k
-				}
-			}
-			return ad.Void{}, nil
-		})
-		ad.WaitFor(f)
-	}
-	round(100) // warm up: buffers, coroutine pool, timers
-	const n = 2000
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	round(n)
-	runtime.ReadMemStats(&m1)
-	per := float64(m1.Mallocs-m0.Mallocs) / n
+	msg := []byte("0123456789abcdef")
+	per := mallocsPerRound(roundTrips(t, d, fd, msg, make([]byte, 64), func(got []byte) bool { return len(got) >= len(msg) }))
 	t.Logf("%.3f allocations per echoed message, client and server together", per)
 	if per > 0.05 {
 		t.Fatalf("%.3f allocations per echoed message; want none in steady state", per)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -433,34 +432,9 @@ func TestHTTPAllocations(t *testing.T) {
 	buf := make([]byte, 64<<10)
 	for _, pipeline := range []int{1, 16} {
 		req := []byte(strings.Repeat(benchRequest, pipeline))
-		round := func(n int) {
-			f := ad.Async(d, func(co *ad.Coro) (ad.Void, error) {
-				for range n {
-					if err := co.Send(fd, req, ad.DefaultFlags); err != nil {
-						return ad.Void{}, err
-					}
-					// Every response ends with the body; count them.
-					for got, seen := 0, 0; seen < pipeline; {
-						k, err := co.RecvInto(fd, buf[got:], ad.DefaultFlags)
-						if err != nil || k == 0 {
-							t.Errorf("receive: %d, %v", k, err)
-							return ad.Void{}, err
-						}
-						got += k
-						seen = bytes.Count(buf[:got], []byte(Body))
-					}
-				}
-				return ad.Void{}, nil
-			})
-			ad.WaitFor(f)
-		}
-		round(100) // warm up: buffers, coroutine pool, timers
-		const n = 2000
-		var m0, m1 runtime.MemStats
-		runtime.ReadMemStats(&m0)
-		round(n)
-		runtime.ReadMemStats(&m1)
-		per := float64(m1.Mallocs-m0.Mallocs) / float64(n*pipeline)
+		// Every response ends with the body; count them.
+		round := roundTrips(t, d, fd, req, buf, func(got []byte) bool { return bytes.Count(got, []byte(Body)) >= pipeline })
+		per := mallocsPerRound(round) / float64(pipeline)
 		t.Logf("pipeline %d: %.4f allocations per request, client and server together", pipeline, per)
 		if per > 0.01 {
 			t.Fatalf("pipeline %d: %.4f allocations per request; want none in steady state", pipeline, per)

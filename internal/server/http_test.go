@@ -204,6 +204,15 @@ func TestHTTP(t *testing.T) {
 	r := startHTTP(t, HTTPConfig{MaxHeader: 1024, MaxBody: 1000})
 	const get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 	ok := "200 " + Body
+	// allOK fails t unless every one of resps is answered ok.
+	allOK := func(t *testing.T, resps []*http.Response) {
+		t.Helper()
+		for i, resp := range resps {
+			if resp.Status != ok {
+				t.Fatalf("response %d: %q", i, resp.Status)
+			}
+		}
+	}
 
 	t.Run("keep-alive", func(t *testing.T) {
 		c := r.dial(t)
@@ -220,11 +229,7 @@ func TestHTTP(t *testing.T) {
 		br := newReader(c)
 		req := strings.Repeat(get, 50) + "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
 			"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" + get
-		for i, resp := range exchange(t, c, br, req, 53, "GET") {
-			if resp.Status != ok {
-				t.Fatalf("response %d: %q", i, resp.Status)
-			}
-		}
+		allOK(t, exchange(t, c, br, req, 53, "GET"))
 	})
 	t.Run("split", func(t *testing.T) {
 		// A request arriving in pieces, the blank line split too.
@@ -244,11 +249,7 @@ func TestHTTP(t *testing.T) {
 		c := r.dial(t)
 		br := newReader(c)
 		req := get + "\r\n\n" + get + get + "\r\n" + get
-		for i, resp := range exchange(t, c, br, req, 4, "GET") {
-			if resp.Status != ok {
-				t.Fatalf("response %d: %q", i, resp.Status)
-			}
-		}
+		allOK(t, exchange(t, c, br, req, 4, "GET"))
 	})
 	t.Run("refused-after-answered", func(t *testing.T) {
 		// A malformed head after good ones in the same read: the good
@@ -256,11 +257,7 @@ func TestHTTP(t *testing.T) {
 		c := r.dial(t)
 		br := newReader(c)
 		resps := exchange(t, c, br, get+get+"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n"+get, 3, "GET")
-		for i, resp := range resps[:2] {
-			if resp.Status != ok {
-				t.Fatalf("response %d: %q", i, resp.Status)
-			}
-		}
+		allOK(t, resps[:2])
 		if resps[2].StatusCode != 400 || !resps[2].Close {
 			t.Fatalf("third: %q close=%v, want 400 and close", resps[2].Status, resps[2].Close)
 		}

@@ -214,19 +214,24 @@ func (s *Server) remove(c *conn) {
 func (s *Server) sweep(ad.AsyncFD) bool {
 	s.ticks++
 	s.kind.tick(time.Now())
+	s.expire(false)
+	return false
+}
+
+// expire drops every connection not dropped yet whose deadline has
+// passed, or all of them.
+func (s *Server) expire(all bool) {
 	// Backwards: an expire that removes its connection at once moves the
 	// last one, already looked at, into its slot.
 	for i := len(s.conns) - 1; i >= 0; i-- {
 		if i >= len(s.conns) {
 			continue
 		}
-		c := s.conns[i]
-		if s.ticks > c.deadline && !c.expired {
+		if c := s.conns[i]; !c.expired && (all || s.ticks > c.deadline) {
 			c.expired = true
 			s.kind.expire(s, c)
 		}
 	}
-	return false
 }
 
 // Shutdown stops accepting, closes the listener and drops every
@@ -239,15 +244,7 @@ func (s *Server) Shutdown() {
 	s.closed = true
 	s.d.CloseSocket(s.ln)
 	s.timer.Stop()
-	for i := len(s.conns) - 1; i >= 0; i-- {
-		if i >= len(s.conns) {
-			continue
-		}
-		if c := s.conns[i]; !c.expired {
-			c.expired = true
-			s.kind.expire(s, c)
-		}
-	}
+	s.expire(true)
 	s.checkDone()
 }
 

@@ -71,14 +71,6 @@ func echoTraffic(t *testing.T, d *ad.Dispatcher, cs []ad.AsyncFD, srvs []*ad.Fut
 	return bytesMoved
 }
 
-// noAbsorbedErrno fails t if err carries an errno the package must absorb.
-func noAbsorbedErrno(t *testing.T, what string, err error) {
-	t.Helper()
-	if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
-		t.Fatalf("%s: %v surfaced; EINTR and EAGAIN must never reach the caller", what, err)
-	}
-}
-
 // EINTR on every second call of every interruptible system call: the
 // socket calls retry, a connect goes on in the kernel, epoll_wait resumes
 // waiting, the waker's write retries and its read is made again on the

@@ -133,8 +133,7 @@ func FromContext(d *Dispatcher, ctx context.Context) *Future[Void] {
 			d.extRefs--
 		}
 	}
-	var stop func() bool
-	stop = context.AfterFunc(ctx, func() {
+	stop := context.AfterFunc(ctx, func() {
 		d.callSoonThreadSafe(func() {
 			release()
 			f.tryFail(ctx.Err())

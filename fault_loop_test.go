@@ -553,7 +553,7 @@ func TestFaultCallbackPanics(t *testing.T) {
 	reads := 0
 	d.AddRead(p.r, func(ad.AsyncFD) bool { panic("in a read callback") })
 	d.AddRead(p.r, func(ad.AsyncFD) bool { reads++; p.drain(); return true })
-	d.AddWrite(p.w, func(ad.AsyncFD) bool { panic(fmt.Sprint("in a write callback")) })
+	d.AddWrite(p.w, func(ad.AsyncFD) bool { panic("in a write callback") })
 	drain()
 	if reads != 1 {
 		t.Fatalf("read callback after a panicking one ran %d times", reads)

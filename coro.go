@@ -57,7 +57,7 @@ type Coro struct {
 	// call is the procedure running now (for traces and Cancel).
 	call procCall
 	// op is the reusable operation of co.RecvInto, co.Send and
-	// co.WaitReadable/WaitWritable (coro_io.go).
+	// co.WaitReadable/WaitWritable (sock_coro.go).
 	op *coroOp
 	// budget counts the I/O operations that may still complete without a
 	// suspension before the coroutine yields to the loop (see yieldIfSpent).

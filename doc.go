@@ -6,7 +6,7 @@
 // # The loop model
 //
 // A Dispatcher is one event loop. One goroutine drives it by calling Poll,
-// Drain, RunForever or WaitFor; one iteration (see loop.go) fires due
+// Drain, RunForever or WaitFor; one iteration (see loop_run.go) fires due
 // timers, waits for I/O no longer than the next timer, runs the callbacks
 // of ready descriptors, fires timers again, and drains the queue of ready
 // callbacks — including callbacks queued while draining. Future callbacks

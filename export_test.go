@@ -10,7 +10,7 @@ import (
 
 // Test seams of the reliability tests and the fuzz targets
 // (internal/poll/export_test.go style). The system-call seams are
-// internal/sys's, driven by internal/faults.
+// internal/sys's, driven by internal/testkit/faults.
 
 // Leftovers lists what d still holds: after Close it must be empty (the
 // coroutines, descriptors, timers, queued callbacks, outstanding

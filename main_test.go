@@ -6,13 +6,13 @@ import (
 	"testing"
 
 	ad "github.com/asyncdispatch/asyncdispatch"
-	"github.com/asyncdispatch/asyncdispatch/internal/leakcheck"
+	"github.com/asyncdispatch/asyncdispatch/internal/testkit/leakcheck"
 )
 
 // TestMain fails the run if the tests leak goroutines (suspended
 // coroutines of a closed dispatcher included: each is a goroutine) or file
 // descriptors (sockets, epoll and eventfd instances, pidfds, pipes), as
-// src/net/main_test.go does; internal/leakcheck does the counting for
+// src/net/main_test.go does; internal/testkit/leakcheck does the counting for
 // every package.
 func TestMain(m *testing.M) {
 	os.Exit(leakcheck.Run(m, func() {

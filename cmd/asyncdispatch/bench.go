@@ -7,8 +7,8 @@ import (
 	"time"
 
 	ad "github.com/asyncdispatch/asyncdispatch"
-	"github.com/asyncdispatch/asyncdispatch/internal/echoload"
-	"github.com/asyncdispatch/asyncdispatch/internal/hist"
+	"github.com/asyncdispatch/asyncdispatch/cmd/asyncdispatch/internal/echoload"
+	"github.com/asyncdispatch/asyncdispatch/cmd/asyncdispatch/internal/hist"
 )
 
 // bench drives an echo server (ours or any other) from one dispatcher.

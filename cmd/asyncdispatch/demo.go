@@ -7,8 +7,8 @@ import (
 	"time"
 
 	ad "github.com/asyncdispatch/asyncdispatch"
-	"github.com/asyncdispatch/asyncdispatch/internal/echoload"
-	"github.com/asyncdispatch/asyncdispatch/internal/hist"
+	"github.com/asyncdispatch/asyncdispatch/cmd/asyncdispatch/internal/echoload"
+	"github.com/asyncdispatch/asyncdispatch/cmd/asyncdispatch/internal/hist"
 	"github.com/asyncdispatch/asyncdispatch/internal/server"
 )
 

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asyncdispatch/asyncdispatch/internal/leakcheck"
-	"github.com/asyncdispatch/asyncdispatch/internal/mainrun"
+	"github.com/asyncdispatch/asyncdispatch/internal/testkit/leakcheck"
+	"github.com/asyncdispatch/asyncdispatch/internal/testkit/mainrun"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asyncdispatch/asyncdispatch/internal/leakcheck"
+	"github.com/asyncdispatch/asyncdispatch/internal/testkit/leakcheck"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }

@@ -3,7 +3,7 @@ package poller
 import (
 	"testing"
 
-	"github.com/asyncdispatch/asyncdispatch/internal/leakcheck"
+	"github.com/asyncdispatch/asyncdispatch/internal/testkit/leakcheck"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }

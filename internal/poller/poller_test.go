@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/asyncdispatch/asyncdispatch/internal/faults"
-	"github.com/asyncdispatch/asyncdispatch/internal/leakcheck"
+	"github.com/asyncdispatch/asyncdispatch/internal/testkit/faults"
+	"github.com/asyncdispatch/asyncdispatch/internal/testkit/leakcheck"
 )
 
 // The backend contract of poller.go, checked against epoll, with the

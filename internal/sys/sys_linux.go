@@ -12,7 +12,7 @@
 //   - production code calls the variables directly: one indirect call, no
 //     allocation, no branch (the role of the hooks in Go's internal/poll
 //     and of net/internal/socktest, without a lock on the hot path);
-//   - only tests assign to them: internal/faults does, once, in its init
+//   - only tests assign to them: internal/testkit/faults does, once, in its init
 //     (before any goroutine could be reading them), with wrappers that
 //     make the real call unless a test has put faults in force.
 package sys

@@ -112,7 +112,7 @@ func newRecv[T any](d *Dispatcher, name string, fd AsyncFD, buf []byte, flags So
 //
 // Recv tries the system call at once (unless the previous receive found
 // the socket drained); the future may be complete on return (see the
-// contract at the top of socket.go). Several pending
+// contract at the top of sock.go). Several pending
 // receives on one socket complete in the order they were issued. A
 // negative size fails with ErrNegative; an fd that is not registered with
 // ErrNotRegistered; CloseSocket of fd fails it with ErrClosedSocket.

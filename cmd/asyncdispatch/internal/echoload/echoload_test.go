@@ -8,8 +8,8 @@ import (
 	"time"
 
 	ad "github.com/asyncdispatch/asyncdispatch"
-	"github.com/asyncdispatch/asyncdispatch/internal/leakcheck"
 	"github.com/asyncdispatch/asyncdispatch/internal/server"
+	"github.com/asyncdispatch/asyncdispatch/internal/testkit/leakcheck"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	ad "github.com/asyncdispatch/asyncdispatch"
-	"github.com/asyncdispatch/asyncdispatch/internal/faults"
+	"github.com/asyncdispatch/asyncdispatch/internal/testkit/faults"
 )
 
 // Load and soak: many connection lifecycles, and sustained echo traffic,

@@ -35,7 +35,7 @@ func fuzzD(t *testing.T) *ad.Dispatcher {
 }
 
 // FutureStream operation sequences against a model written from the
-// documentation of stream.go: writes go to the oldest pending reader, else
+// documentation of future_stream.go: writes go to the oldest pending reader, else
 // to the buffer while it has room, else they block (bounded streams);
 // reads take from the buffer (a blocked write then moves in), else
 // straight from the oldest blocked write (bound 0), else wait; Complete
@@ -251,7 +251,7 @@ func (m *streamModel) check(t *testing.T, fs *ad.FutureStream[int]) {
 }
 
 // The fd callback protocol (AddRead/AddWrite, Nim's addRead/addWrite)
-// against a model written from fd.go's documentation: callbacks of one
+// against a model written from loop_fd.go's documentation: callbacks of one
 // descriptor run in the order they were added; within one readiness event
 // they run until one returns false, which keeps it and every later one;
 // callbacks added meanwhile come after them and wait for the next event;

@@ -52,7 +52,7 @@ type Dispatcher struct {
 	polling bool
 	current *Coro
 	// yieldIO: a coroutine spent its I/O budget and yielded; the current
-	// drain stops so the loop polls descriptors and timers (loop.go).
+	// drain stops so the loop polls descriptors and timers (loop_run.go).
 	yieldIO bool
 	// coros is every live coroutine, idle the pooled ones.
 	coros []*Coro
@@ -72,17 +72,17 @@ type Dispatcher struct {
 	// epoch is the zero of the loop's monotonic clock.
 	epoch time.Time
 	// atClose holds what teardown must release that is not in the fd
-	// table (outstanding Go calls, signal forwarders; goroutine.go,
+	// table (outstanding Go calls, signal forwarders; loop_doors.go,
 	// signal.go), under a key of its owner's choosing, so the owner can
 	// find its entry again and delete it when it finishes first. teardown
 	// calls dispatcherClosed on each once, after closing the descriptors
 	// and before closing done.
 	atClose map[any]closeHook
 	// foreign: coroutines of other dispatchers awaiting futures of this
-	// one (foreign.go); guarded by remoteMu.
+	// one (loop_foreign.go); guarded by remoteMu.
 	foreign map[*foreignWait]struct{}
-	// sock is the socket layer's state (socket.go): the accept error
-	// handler, listeners backing off after EMFILE (accept.go), and the
+	// sock is the socket layer's state (sock.go): the accept error
+	// handler, listeners backing off after EMFILE (sock_accept.go), and the
 	// resolver and Happy Eyeballs settings tests replace.
 	sock sockState
 }

@@ -17,7 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	ad "github.com/asyncdispatch/asyncdispatch"
-	"github.com/asyncdispatch/asyncdispatch/internal/faults"
+	"github.com/asyncdispatch/asyncdispatch/internal/testkit/faults"
 )
 
 // Faults of the loop itself: Close and CloseSocket with operations of

@@ -655,7 +655,7 @@ func badCases() []badCase {
 			ad.NewBoundedFutureStream[int](e.d, "s", -1) // documented: panics as make(chan T, -1) does
 			return nil
 		}},
-		{name: "ReadAll(nil)", want: ad.ErrNilFuture, known: "stream.go: ReadAll(nil) dereferences the nil stream",
+		{name: "ReadAll(nil)", want: ad.ErrNilFuture, known: "future_stream.go: ReadAll(nil) dereferences the nil stream",
 			call: func(e *badEnv) error { return result(ad.ReadAll[string](nil)) }},
 
 		// The global dispatcher's wrappers go through the same checks.

@@ -314,7 +314,7 @@ func addrString(rsa *unix.RawSockaddrAny) (string, error) {
 // with the dispatcher, non-blocking (Nim leaves it blocking, so one large
 // send could freeze the loop) and close-on-exec unless inheritable.
 //
-// AcceptAddr tries accept4 at once, as Recv does (see socket.go); pending
+// AcceptAddr tries accept4 at once, as Recv does (see sock.go); pending
 // accepts on one listener complete in the order they were issued.
 // ECONNABORTED is retried, and with SafeDisconn so are ECONNRESET, EPIPE
 // and ENETRESET. When the process or system is out of descriptors

@@ -13,10 +13,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	ad "github.com/asyncdispatch/asyncdispatch"
-	"github.com/asyncdispatch/asyncdispatch/internal/faults"
+	"github.com/asyncdispatch/asyncdispatch/internal/testkit/faults"
 )
 
-// Fault injection: internal/faults replaces the system calls of
+// Fault injection: internal/testkit/faults replaces the system calls of
 // internal/sys with ones that fail on command, and these tests show the
 // loop recovering from each fault — nothing lost, nothing leaked, no
 // error that should have been absorbed (EINTR, EAGAIN) ever surfacing.

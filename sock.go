@@ -19,7 +19,7 @@ import (
 )
 
 // Sockets (shared/nim-semantics.md §12–§16, §19), the contract of every
-// operation in socket*.go, accept.go, connect.go and dial.go:
+// operation in sock*.go:
 //
 //   - Try first. Recv, RecvInto, RecvFromInto, Send, SendTo and Accept
 //     make the system call at once, as Go's internal/poll does (Nim never
@@ -94,7 +94,7 @@ type sockState struct {
 	// onAcceptErr reports an accept back-off episode; nil logs it.
 	onAcceptErr func(listener AsyncFD, err error)
 	// backoff holds the listeners in (or just out of) an EMFILE episode,
-	// by registration (accept.go).
+	// by registration (sock_accept.go).
 	backoff map[*fdState]*acceptBackoff
 	// acceptRetries counts accept attempts that hit descriptor exhaustion
 	// (for tests: the loop must not spin).

@@ -31,7 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	ad "github.com/asyncdispatch/asyncdispatch"
-	"github.com/asyncdispatch/asyncdispatch/internal/hist"
+	"github.com/asyncdispatch/asyncdispatch/cmd/asyncdispatch/internal/hist"
 )
 
 // Config is one load run.

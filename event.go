@@ -252,11 +252,3 @@ func (ev *AsyncEvent) closeFD() error {
 	}
 	return nil
 }
-
-// AddEvent registers ev with the global dispatcher (see
-// Dispatcher.AddEvent).
-func AddEvent(ev *AsyncEvent, cb Callback) error { return GetGlobalDispatcher().AddEvent(ev, cb) }
-
-// UnregisterEvent removes ev from the global dispatcher (see
-// Dispatcher.UnregisterEvent).
-func UnregisterEvent(ev *AsyncEvent) error { return GetGlobalDispatcher().UnregisterEvent(ev) }

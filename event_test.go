@@ -434,3 +434,36 @@ func TestGlobalAddEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An event callback that panics: the panic is Poll's error, and the event
+// stays registered and working.
+func TestEventCallbackPanicKeepsEvent(t *testing.T) {
+	d := newD(t)
+	ev, err := ad.NewAsyncEvent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	calls := 0
+	if err := d.AddEvent(ev, func(ad.AsyncFD) bool {
+		calls++
+		if calls == 1 {
+			panic("event boom")
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ev.Trigger()
+	var pe *ad.PanicError
+	if err := d.Poll(time.Second); !errors.As(err, &pe) || pe.Value != "event boom" {
+		t.Fatalf("Poll: %v", err)
+	}
+	ev.Trigger()
+	if err := d.Poll(time.Second); err != nil || calls != 2 {
+		t.Fatalf("second trigger: %v, %d calls", err, calls)
+	}
+	if d.HasPendingOperations() {
+		t.Fatal("event still pending after its callback returned true")
+	}
+}

@@ -313,3 +313,11 @@ func TestFutureStreamRendezvous(t *testing.T) {
 	}()
 	ad.NewBoundedFutureStream[int](d, "", -1)
 }
+
+// ReadAll of a nil stream fails instead of crashing.
+func TestReadAllNil(t *testing.T) {
+	f := ad.ReadAll[string](nil)
+	if !errors.Is(f.Err(), ad.ErrNilFuture) {
+		t.Fatal(f.Err())
+	}
+}

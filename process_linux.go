@@ -323,11 +323,3 @@ const is64bit = int(^uintptr(0) >> 63)
 var isMIPS = strings.HasPrefix(runtime.GOARCH, "mips")
 
 var _ [unsafe.Sizeof(unix.Siginfo{}) - unsafe.Sizeof(siginfoChild{})]struct{} // no larger than siginfo_t
-
-// AddProcess watches pid on the global dispatcher (see
-// Dispatcher.AddProcess).
-func AddProcess(pid int, cb Callback) error { return GetGlobalDispatcher().AddProcess(pid, cb) }
-
-// WaitProcess waits for pid on the global dispatcher (see
-// Dispatcher.WaitProcess).
-func WaitProcess(pid int) *Future[ExitStatus] { return GetGlobalDispatcher().WaitProcess(pid) }

@@ -205,11 +205,3 @@ func (b *signalBridge) dispatcherClosed() {
 	b.regs = nil
 	b.stop()
 }
-
-// AddSignal registers a signal handler on the global dispatcher (see
-// Dispatcher.AddSignal).
-func AddSignal(sig os.Signal, cb Callback) error { return GetGlobalDispatcher().AddSignal(sig, cb) }
-
-// RemoveSignal removes the global dispatcher's handlers for sig (see
-// Dispatcher.RemoveSignal).
-func RemoveSignal(sig os.Signal) error { return GetGlobalDispatcher().RemoveSignal(sig) }

@@ -175,3 +175,16 @@ func TestAddSignalTwoDispatchersAndClose(t *testing.T) {
 		d2.Close()
 	})
 }
+
+// Signals that do not exist are refused instead of waiting forever.
+func TestAddSignalOutOfRange(t *testing.T) {
+	d := newD(t)
+	for _, sig := range []syscall.Signal{0, -1, 65, 1000, syscall.SIGKILL} {
+		if err := d.AddSignal(sig, func(ad.AsyncFD) bool { return true }); !errors.Is(err, ad.ErrInvalidSignal) {
+			t.Errorf("AddSignal(%d): %v", int(sig), err)
+		}
+	}
+	if d.HasPendingOperations() {
+		t.Fatal("a refused signal keeps the loop waiting")
+	}
+}

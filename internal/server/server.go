@@ -127,7 +127,7 @@ func newServer(d *ad.Dispatcher, ln ad.AsyncFD, k kind, idle, period time.Durati
 	s := &Server{d: d, ln: ln, addr: addr, kind: k, logf: logf, period: period,
 		done: ad.NewFuture[ad.Void](d, "server.Done")}
 	if idle > 0 {
-		s.idleTicks = int64((idle + period - 1) / period)
+		s.idleTicks = s.ticksFor(idle)
 	}
 	s.timer, err = d.AddTimer(period, false, s.sweep)
 	if err != nil {
@@ -185,13 +185,34 @@ func (s *Server) touch(c *conn) {
 		c.deadline = math.MaxInt64
 		return
 	}
-	c.deadline = s.ticks + s.idleTicks
+	c.deadline = addTicks(s.ticks, s.idleTicks)
 }
 
 // lingerFor gives c at most d more before the sweeper drops it, progress
 // or not.
 func (s *Server) lingerFor(c *conn, d time.Duration) {
-	c.deadline = s.ticks + int64((d+s.period-1)/s.period)
+	c.deadline = addTicks(s.ticks, s.ticksFor(d))
+}
+
+// ticksFor is d in sweeper ticks, rounded up. It divides before it
+// rounds: d+period-1 would wrap to a negative count for a d near
+// math.MaxInt64 (an idle timeout of "forever" spelled as a duration),
+// and a negative count is a deadline already passed.
+func (s *Server) ticksFor(d time.Duration) int64 {
+	n := int64(d / s.period)
+	if d%s.period != 0 {
+		n++
+	}
+	return n
+}
+
+// addTicks is the tick n ticks after now, saturating at math.MaxInt64
+// (never) instead of wrapping into the past.
+func addTicks(now, n int64) int64 {
+	if n > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + n
 }
 
 // remove closes c's socket and forgets c. Every connection passes here

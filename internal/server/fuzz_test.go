@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -18,6 +19,18 @@ func FuzzHTTPParse(f *testing.F) {
 		"GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n",
 		"\r\rGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nGET /",
+		// Each defect of the hardening pass, as a seed.
+		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\nContent-Length: 3\r\n\r\nabc",
+		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: , ,\r\n\r\n",
+		"1;a=" + strings.Repeat("b", 6000) + "\r\nx\r\n0\r\n\r\n",
+		"5;\x00\x01garbage\r\nhello\r\n0\r\n\r\n",
+		"5 ; a = \"q\\\"\" ;b\r\nhello\r\n0\r\n\r\n",
+		"\rGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: [::1]:8080\r\nHost: x\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+		"HEAD / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
 	} {
 		f.Add([]byte(s), uint8(7))
 	}

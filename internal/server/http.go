@@ -152,6 +152,7 @@ var statusText = map[int]string{
 	413: "Content Too Large",
 	414: "URI Too Long",
 	431: "Request Header Fields Too Large",
+	501: "Not Implemented",
 	505: "HTTP Version Not Supported",
 }
 

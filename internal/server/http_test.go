@@ -35,9 +35,16 @@ func TestParseHead(t *testing.T) {
 		{get + "Content-Length: 0\r\n\r\n", 0, request{keepAlive: true}},
 		{get + "Content-Length: 5\r\nContent-Length: 5\r\n\r\n", 0, request{keepAlive: true, body: bodyLength, length: 5}},
 		{get + "Transfer-Encoding: chunked\r\n\r\n", 0, request{keepAlive: true, body: bodyChunked}},
-		{get + "Transfer-Encoding: gzip, Chunked\r\n\r\n", 0, request{keepAlive: true, body: bodyChunked}},
+		{get + "Transfer-Encoding: , Chunked,\r\n\r\n", 0, request{keepAlive: true, body: bodyChunked}},
 		{get + "Expect: 100-continue\r\nContent-Length: 3\r\n\r\n", 0, request{keepAlive: true, expect100: true, body: bodyLength, length: 3}},
 		{get + "X-Empty:\r\nX-Tab:\tv\t\r\n\r\n", 0, request{keepAlive: true}},
+		{"\n\r\n\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", 0, request{keepAlive: true}},
+		{"GET / HTTP/1.1\r\nHost: \r\n\r\n", 0, request{keepAlive: true}},
+		{"GET / HTTP/1.1\r\nHost: example.com:8080\r\n\r\n", 0, request{keepAlive: true}},
+		{"GET / HTTP/1.1\r\nHost: 127.0.0.1:\r\n\r\n", 0, request{keepAlive: true}},
+		{"GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", 0, request{keepAlive: true}},
+		{"GET / HTTP/1.1\r\nHost: [v1.fe80::a+en1]\r\n\r\n", 0, request{keepAlive: true}},
+		{"GET / HTTP/1.1\r\nHost: a%2Db_c~d!$&'()*+;=\r\n\r\n", 0, request{keepAlive: true}},
 
 		{"GET / HTTP/1.1\r\n\r\n", 400, request{}}, // no Host
 		{get + "Host: y\r\n\r\n", 400, request{}},  // two Hosts
@@ -46,6 +53,33 @@ func TestParseHead(t *testing.T) {
 		{get + "Content-Length: 5, 5\r\n\r\n", 400, request{}},
 		{get + "Content-Length: 1234567890123456789\r\n\r\n", 400, request{}},
 		{get + "Transfer-Encoding: gzip\r\n\r\n", 400, request{}},
+		{get + "Transfer-Encoding: gzip, chunked\r\n\r\n", 501, request{}}, // only chunked is implemented
+		{get + "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", 501, request{}},
+		{get + "Transfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n", 400, request{}},
+		// A Transfer-Encoding that lists no coding: refused, not ignored.
+		{get + "Transfer-Encoding:\r\n\r\n", 400, request{}},
+		{get + "Transfer-Encoding: ,\r\n\r\n", 400, request{}},
+		{get + "Transfer-Encoding: , ,\t\r\nContent-Length: 5\r\n\r\n", 400, request{}},
+		{get + "Transfer-Encoding: chunked\r\nTransfer-Encoding: \r\n\r\n", 400, request{}},
+		// Only CRLF or LF before the request line, not a bare CR.
+		{"\r\r" + get + "\r\n", 400, request{}},
+		{"\r" + get + "\r\n", 400, request{}},
+		{"\r\n\rGET / HTTP/1.1\r\nHost: x\r\n\r\n", 400, request{}},
+		// A Host is one uri-host[:port].
+		{"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", 400, request{}},
+		{"GET / HTTP/1.1\r\nHost: a,b\r\n\r\n", 400, request{}},
+		{"GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400, request{}},
+		{"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, request{}},
+		{"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400, request{}},
+		{"GET / HTTP/1.1\r\nHost: :80\r\n\r\n", 400, request{}},
+		{"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400, request{}},
+		{"GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", 400, request{}},
+		{"GET / HTTP/1.1\r\nHost: a%2\r\n\r\n", 400, request{}},
+		{"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400, request{}},
+		{"GET / HTTP/1.1\r\nHost: []\r\n\r\n", 400, request{}},
+		{"GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", 400, request{}},
+		{"GET / HTTP/1.1\r\nHost: \xc3\xa9\r\n\r\n", 400, request{}},
+		{"GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", 400, request{}},
 		{get + "Transfer-Encoding: chunked, gzip\r\n\r\n", 400, request{}},
 		{get + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400, request{}},
 		{get + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 400, request{}},
@@ -118,11 +152,31 @@ func TestChunked(t *testing.T) {
 		{"1234567890abcdef0\r\n", 0, 400},
 		{"100001\r\n", 0, 413},
 		{"5x\r\nhello\r\n", 0, 400},
+		// chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS token / quoted-string ] )
+		{"5 ; a = b ;c;d=\"q \\\" ;\"\r\nhello\r\n0;last\r\n\r\nNEXT", -1, 0},
+		{"5;a=\"\"\t;b\r\nhello\r\n0\r\n\r\nNEXT", -1, 0},
+		{"5;\x00\r\nhello\r\n", 0, 400},
+		{"5;a=\x01\r\nhello\r\n", 0, 400},
+		{"5;a\x7f\r\nhello\r\n", 0, 400},
+		{"5;garbage here\r\nhello\r\n", 0, 400},
+		{"5;=b\r\nhello\r\n", 0, 400},
+		{"5;\r\nhello\r\n", 0, 400},
+		{"5;a=\r\nhello\r\n", 0, 400},
+		{"5;a=\"open\r\nhello\r\n", 0, 400},
+		{"5;a=\"x\"y\r\nhello\r\n", 0, 400},
+		{"5;a=b c\r\nhello\r\n", 0, 400},
+		{"5 \r\nhello\r\n", 0, 400},
+		{"5 x\r\nhello\r\n", 0, 400},
+		{"5;a \r\nhello\r\n", 0, 400},
+		// The 4 KiB bound of a chunk line holds for a complete line too.
+		{"1;a=" + strings.Repeat("b", 6000) + "\r\nx\r\n0\r\n\r\n", 0, 400},
+		{"1;a=" + strings.Repeat("b", maxChunkLine-5) + "\r\nx\r\n0\r\n\r\nNEXT", -1, 0},
+		{"1;a=" + strings.Repeat("b", maxChunkLine-4) + "\r\nx\r\n0\r\n\r\n", 0, 400},
 	} {
 		var c chunked
 		n, done, status := c.consume([]byte(tc.body), 1<<20, 1024)
 		if status != tc.status {
-			t.Errorf("%q: status %d, want %d", tc.body, status, tc.status)
+			t.Errorf("%.80q: status %d, want %d", tc.body, status, tc.status)
 			continue
 		}
 		if status != 0 {
@@ -148,6 +202,21 @@ func TestChunked(t *testing.T) {
 		if !done || total != want {
 			t.Errorf("%q: a byte at a time: consumed %d done %v, want %d", tc.body, total, done, want)
 		}
+	}
+}
+
+// Chunk extensions count against the body limit: without that, a client
+// sends 4 KiB of extensions for every byte of body, unbounded.
+func TestChunkExtCountsAgainstBodyLimit(t *testing.T) {
+	chunk := "1;" + strings.Repeat("e", 4000) + "\r\nx\r\n"
+	body := []byte(strings.Repeat(chunk, 100) + "0\r\n\r\n")
+	var c chunked
+	n, done, status := c.consume(body, 100000, 1024)
+	if status != 413 || done {
+		t.Fatalf("%d chunks of 1 byte and 4000 bytes of extensions, limit 100000: status %d done %v, want 413", 100, status, done)
+	}
+	if n > 30*len(chunk) {
+		t.Fatalf("refused after %d bytes, want about %d", n, 25*len(chunk))
 	}
 }
 
@@ -328,6 +397,13 @@ func TestHTTP(t *testing.T) {
 		{"400", "GARBAGE\r\n\r\n", "400"},
 		{"400-smuggle", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", "400"},
 		{"505", "GET / HTTP/3.0\r\nHost: x\r\n\r\n", "505"},
+		{"501-gzip-chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "501"},
+		{"400-empty-te", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ,\r\nContent-Length: 3\r\n\r\nabc", "400"},
+		{"400-bare-cr-first", "\r\rGET / HTTP/1.1\r\nHost: x\r\n\r\n", "400"},
+		{"400-host-list", "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", "400"},
+		{"400-host-path", "GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n", "400"},
+		{"400-chunk-ext", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;\x00\r\nabc\r\n0\r\n\r\n", "400"},
+		{"400-chunk-line", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;a=" + strings.Repeat("b", 6000) + "\r\nabc\r\n0\r\n\r\n", "400"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// The refusal is read in full even though the client has

@@ -7,16 +7,20 @@ import "bytes"
 // the connection stays open, and which requests to refuse. The parser
 // works on bytes in the connection's buffer and allocates nothing.
 //
-// Accepted: CRLF or bare LF line ends (RFC 9112 §2.2), empty lines before
-// the request line, HTTP/1.0 and HTTP/1.1 (other 1.x minors as 1.1),
-// Content-Length and chunked bodies (read and discarded), Expect:
-// 100-continue. Refused, each with its status and then a close: a bare CR,
-// obs-fold, whitespace before a colon, a missing or repeated Host in
-// HTTP/1.1, Content-Length together with Transfer-Encoding, differing
-// Content-Lengths, a Transfer-Encoding whose last coding is not chunked or
-// sent with HTTP/1.0 (all 400 — request smuggling starts with these), a
-// head over the limit (431; 414 while still in the request line), a body
-// over the limit (413), a major version other than 1 (505).
+// Accepted: CRLF or bare LF line ends (RFC 9112 §2.2), empty lines (CRLF
+// or LF) before the request line, HTTP/1.0 and HTTP/1.1 (other 1.x minors
+// as 1.1), Content-Length and chunked bodies (read and discarded; chunk
+// extensions checked against their grammar and counted as body bytes),
+// Expect: 100-continue. Refused, each with its status and then a close: a
+// bare CR (before the request line too), obs-fold, whitespace before a
+// colon, a missing or repeated Host in HTTP/1.1, a Host that is not one
+// uri-host[:port], Content-Length together with Transfer-Encoding,
+// differing Content-Lengths, a Transfer-Encoding that lists no coding, or
+// whose last coding is not chunked, or sent with HTTP/1.0, a chunk line
+// over 4 KiB or with malformed extensions (all 400 — request smuggling
+// starts with these), a transfer coding other than chunked before it
+// (501), a head over the limit (431; 414 while still in the request
+// line), a body over the limit (413), a major version other than 1 (505).
 
 // request is what the server needs of a parsed request head.
 type request struct {
@@ -100,8 +104,18 @@ func parseHead(b []byte) (r request, status int) {
 // replaces (FuzzHTTPParse checks both against it).
 func scanHead(b []byte) (n int, r request, status int) {
 	i := 0
-	// Empty lines before the request line are ignored (RFC 9112 §2.2).
+	// Empty lines before the request line are ignored (RFC 9112 §2.2):
+	// CRLF or LF, not a bare CR.
 	for i < len(b) && (b[i] == '\n' || b[i] == '\r') {
+		if b[i] == '\r' {
+			if i+1 >= len(b) {
+				return -1, r, 0
+			}
+			if b[i+1] != '\n' {
+				return 0, r, 400 // a bare CR
+			}
+			i++
+		}
 		i++
 	}
 	// request-line = method SP request-target SP HTTP-version
@@ -148,7 +162,7 @@ func scanHead(b []byte) (n int, r request, status int) {
 
 	var (
 		host, te, cl, closeTok, keepTok bool
-		chunkedLast                     bool
+		chunkedLast, otherCoding        bool
 	)
 	r.length = -1
 	for {
@@ -211,7 +225,7 @@ func scanHead(b []byte) (n int, r request, status int) {
 		switch len(name) {
 		case 4:
 			if eqFold(name, "host") {
-				if host {
+				if host || !validHost(val) {
 					return 0, r, 400
 				}
 				host = true
@@ -241,6 +255,10 @@ func scanHead(b []byte) (n int, r request, status int) {
 			if eqFold(name, "transfer-encoding") {
 				// The codings of all Transfer-Encoding lines form one
 				// list; chunked must be its last element, and only there.
+				// A line that lists no coding at all (empty, commas) is
+				// refused rather than ignored: a peer that reads it as
+				// chunked, or as "no body", frames the stream otherwise.
+				codings := 0
 				for tok := range bytes.SplitSeq(val, []byte(",")) {
 					tok = trimOWS(tok)
 					if len(tok) == 0 {
@@ -249,9 +267,14 @@ func scanHead(b []byte) (n int, r request, status int) {
 					if chunkedLast {
 						return 0, r, 400 // a coding after chunked
 					}
-					te = true
+					codings++
 					chunkedLast = eqFold(tok, "chunked")
+					otherCoding = otherCoding || !chunkedLast
 				}
+				if codings == 0 {
+					return 0, r, 400
+				}
+				te = true
 			}
 		}
 	}
@@ -260,6 +283,10 @@ func scanHead(b []byte) (n int, r request, status int) {
 		return 0, r, 400
 	case te && (http10 || cl || !chunkedLast):
 		return 0, r, 400
+	case te && otherCoding:
+		// Framed by chunked, but coded with something else too, which
+		// is not implemented (RFC 9112 §6.1).
+		return 0, r, 501
 	case te:
 		r.body = bodyChunked
 	case cl && r.length > 0:
@@ -275,6 +302,74 @@ func scanHead(b []byte) (n int, r request, status int) {
 	}
 	return n, r, 0
 }
+
+// validHost reports whether v is a valid Host field value (RFC 9110
+// §7.2): empty, or one uri-host [ ":" port ] (RFC 3986 §3.2.2), where
+// uri-host is an IP-literal in brackets or a non-empty reg-name
+// (unreserved, pct-encoded, sub-delims). A comma, valid in a reg-name but
+// never in a host name, is refused too: it is what two Host values
+// combined into one look like.
+func validHost(v []byte) bool {
+	if len(v) == 0 {
+		return true
+	}
+	i := 0
+	if v[0] == '[' {
+		// IP-literal = "[" ( IPv6address / IPvFuture ) "]", checked
+		// for its characters only.
+		i = 1
+		for i < len(v) && (hostChars[v[i]] || v[i] == ':') {
+			i++
+		}
+		if i == 1 || i >= len(v) || v[i] != ']' {
+			return false
+		}
+		i++
+	} else {
+		for i < len(v) && v[i] != ':' {
+			switch {
+			case hostChars[v[i]]:
+				i++
+			case v[i] == '%' && i+2 < len(v) && isHex(v[i+1]) && isHex(v[i+2]):
+				i += 3
+			default:
+				return false
+			}
+		}
+		if i == 0 {
+			return false // no host, only a port
+		}
+	}
+	if i == len(v) {
+		return true
+	}
+	if v[i] != ':' {
+		return false
+	}
+	// port = *DIGIT
+	for _, c := range v[i+1:] {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// hostChars marks unreserved and sub-delims (RFC 3986 §2), the comma
+// left out (see validHost).
+var hostChars = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "-._~!$&'()*+;=" {
+		t[c] = true
+	}
+	return t
+}()
 
 // trimCR drops the CR that ends line (a line without its LF), if there is
 // one, and reports whether what is left is free of bare CRs.
@@ -322,6 +417,8 @@ var valueChars = func() (t [256]bool) {
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
+func isHex(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
 func trimOWS(b []byte) []byte {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
@@ -366,13 +463,15 @@ func parseDecimal(b []byte) (int64, bool) {
 }
 
 // chunked reads and discards a chunked body (RFC 9112 §7.1): chunk-size
-// lines (extensions ignored), chunk data and its CRLF, the last chunk, and
-// the trailer section.
+// lines (extensions checked, then ignored), chunk data and its CRLF, the
+// last chunk, and the trailer section.
 type chunked struct {
 	state chunkState
 	// left is what remains of the current chunk's data.
 	left int64
-	// total counts the body's data bytes, trailer the trailer section's.
+	// total counts the body's data and chunk extension bytes (extensions
+	// count so that a client cannot send megabytes of them for every
+	// byte of body), trailer the trailer section's bytes.
 	total   int64
 	trailer int
 }
@@ -386,7 +485,8 @@ const (
 	chunkTrailer
 )
 
-// maxChunkLine bounds a chunk-size line (with its extensions).
+// maxChunkLine bounds a chunk-size line (with its extensions and its CR,
+// without its LF), complete or not.
 const maxChunkLine = 4096
 
 // consume parses the chunked framing at the start of b and returns how
@@ -406,16 +506,19 @@ func (c *chunked) consume(b []byte, maxBody int64, maxHead int) (n int, done boo
 				}
 				return n, false, 0
 			}
+			if i > maxChunkLine {
+				return n, false, 400
+			}
 			line, ok := trimCR(b[n : n+i])
 			if !ok {
 				return n, false, 400 // a bare CR
 			}
-			size, ok := parseChunkSize(line)
+			size, ext, ok := parseChunkSize(line)
 			if !ok {
 				return n, false, 400
 			}
 			n += i + 1
-			if c.total += size; c.total > maxBody {
+			if c.total += size + int64(ext); c.total > maxBody {
 				return n, false, 413
 			}
 			if size == 0 {
@@ -468,32 +571,98 @@ func (c *chunked) consume(b []byte, maxBody int64, maxHead int) (n int, done boo
 	return n, false, 0
 }
 
-// parseChunkSize parses chunk-size [ chunk-ext ]: 1 to 15 hex digits, then
-// nothing, or whitespace or ';' and anything visible.
-func parseChunkSize(line []byte) (int64, bool) {
-	var n int64
+// parseChunkSize parses chunk-size [ chunk-ext ] (RFC 9112 §7.1.1): 1 to
+// 15 hex digits, then extensions; ext is the length of the extensions.
+func parseChunkSize(line []byte) (size int64, ext int, ok bool) {
 	i := 0
-	for ; i < len(line) && i < 16; i++ {
+	for ; i < len(line) && i < 16 && isHex(line[i]); i++ {
 		c := line[i]
 		var v byte
 		switch {
-		case '0' <= c && c <= '9':
+		case c <= '9':
 			v = c - '0'
-		case 'a' <= c && c <= 'f':
+		case c >= 'a':
 			v = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			v = c - 'A' + 10
 		default:
-			goto ext
+			v = c - 'A' + 10
 		}
-		n = n<<4 | int64(v)
+		size = size<<4 | int64(v)
 	}
-ext:
-	if i == 0 || i > 15 {
-		return 0, false
+	if i == 0 || i > 15 || !validChunkExt(line[i:]) {
+		return 0, 0, false
 	}
-	if i < len(line) && line[i] != ';' && line[i] != ' ' && line[i] != '\t' {
-		return 0, false
+	return size, len(line) - i, true
+}
+
+// validChunkExt reports whether b is a valid chunk-ext:
+//
+//	chunk-ext      = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+//	chunk-ext-name = token
+//	chunk-ext-val  = token / quoted-string
+//
+// Nothing else may follow the chunk size: no trailing whitespace, no
+// control characters.
+func validChunkExt(b []byte) bool {
+	i := 0
+	for i < len(b) {
+		i = skipBWS(b, i)
+		if i >= len(b) || b[i] != ';' {
+			return false
+		}
+		i = skipBWS(b, i+1)
+		if i = skipToken(b, i); i < 0 {
+			return false
+		}
+		if j := skipBWS(b, i); j < len(b) && b[j] == '=' {
+			j = skipBWS(b, j+1)
+			if j < len(b) && b[j] == '"' {
+				i = skipQuoted(b, j)
+			} else {
+				i = skipToken(b, j)
+			}
+			if i < 0 {
+				return false
+			}
+		}
 	}
-	return n, true
+	return true
+}
+
+func skipBWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// skipToken returns the end of the token at b[i:], or -1 if there is none.
+func skipToken(b []byte, i int) int {
+	j := i
+	for j < len(b) && tokenChars[b[j]] {
+		j++
+	}
+	if j == i {
+		return -1
+	}
+	return j
+}
+
+// skipQuoted returns the end of the quoted-string at b[i:] (b[i] is its
+// opening quote), or -1 if it is malformed or unterminated (RFC 9110
+// §5.6.4: qdtext, or a quoted-pair of a backslash and HTAB, SP, VCHAR or
+// obs-text).
+func skipQuoted(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1
+		case c == '\\':
+			if i++; i >= len(b) || !valueChars[b[i]] {
+				return -1
+			}
+		case !valueChars[c]:
+			return -1
+		}
+	}
+	return -1
 }

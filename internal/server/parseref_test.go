@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -10,9 +11,16 @@ import (
 // then the fields of each line), kept as the reference its results must
 // match.
 func parseHeadRef(b []byte) (r request, status int) {
-	// Empty lines before the request line are ignored (RFC 9112 §2.2).
-	for len(b) > 0 && (b[0] == '\n' || b[0] == '\r') {
-		b = b[1:]
+	// Empty lines before the request line are ignored (RFC 9112 §2.2);
+	// a bare CR is part of the next line (and refused there).
+	for {
+		if after, ok := bytes.CutPrefix(b, []byte("\r\n")); ok {
+			b = after
+		} else if after, ok := bytes.CutPrefix(b, []byte("\n")); ok {
+			b = after
+		} else {
+			break
+		}
 	}
 	line, rest := cutLine(b)
 	if line == nil {
@@ -45,8 +53,8 @@ func parseHeadRef(b []byte) (r request, status int) {
 	r.http10 = http10
 
 	var (
-		host, te, cl, closeTok, keepTok bool
-		chunkedLast                     bool
+		host, cl, closeTok, keepTok bool
+		codings                     []string
 	)
 	r.length = -1
 	for {
@@ -73,7 +81,7 @@ func parseHeadRef(b []byte) (r request, status int) {
 		switch len(name) {
 		case 4:
 			if eqFold(name, "host") {
-				if host {
+				if host || !validHostRef(string(val)) {
 					return r, 400
 				}
 				host = true
@@ -103,25 +111,30 @@ func parseHeadRef(b []byte) (r request, status int) {
 			if eqFold(name, "transfer-encoding") {
 				// The codings of all Transfer-Encoding lines form one
 				// list; chunked must be its last element, and only there.
-				for tok := range bytes.SplitSeq(val, []byte(",")) {
-					tok = trimOWS(tok)
-					if len(tok) == 0 {
-						continue
+				// A line without any coding is refused.
+				n := len(codings)
+				for tok := range strings.SplitSeq(string(val), ",") {
+					if tok = strings.Trim(tok, " \t"); tok != "" {
+						if n := len(codings); n > 0 && strings.EqualFold(codings[n-1], "chunked") {
+							return r, 400 // a coding after chunked
+						}
+						codings = append(codings, tok)
 					}
-					if chunkedLast {
-						return r, 400 // a coding after chunked
-					}
-					te = true
-					chunkedLast = eqFold(tok, "chunked")
+				}
+				if len(codings) == n {
+					return r, 400
 				}
 			}
 		}
 	}
+	te := len(codings) > 0
 	switch {
 	case !http10 && !host:
 		return r, 400
-	case te && (http10 || cl || !chunkedLast):
+	case te && (http10 || cl || !strings.EqualFold(codings[len(codings)-1], "chunked")):
 		return r, 400
+	case len(codings) > 1:
+		return r, 501 // only chunked is implemented
 	case te:
 		r.body = bodyChunked
 	case cl && r.length > 0:
@@ -150,6 +163,47 @@ func cutLine(b []byte) (line, rest []byte) {
 		return nil, b[i+1:]
 	}
 	return line, b[i+1:]
+}
+
+// validHostRef: Host = uri-host [ ":" port ] or empty, uri-host an
+// IP-literal or a non-empty reg-name (RFC 3986), commas refused.
+func validHostRef(v string) bool {
+	const chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+;="
+	onlyOf := func(s, set string) bool {
+		return !strings.ContainsFunc(s, func(r rune) bool { return !strings.ContainsRune(set, r) })
+	}
+	if v == "" {
+		return true
+	}
+	var host, port string
+	if strings.HasPrefix(v, "[") {
+		end := strings.IndexByte(v, ']')
+		if end < 2 || !onlyOf(v[1:end], chars+":") {
+			return false
+		}
+		host, port = v[:end+1], v[end+1:]
+	} else {
+		host, port, _ = strings.Cut(v, ":")
+		if port != "" || strings.HasSuffix(v, ":") {
+			port = ":" + port
+		}
+		if host == "" {
+			return false
+		}
+		parts := strings.Split(host, "%")
+		for _, p := range parts[1:] {
+			if len(p) < 2 || !onlyOf(p[:2], "0123456789abcdefABCDEF") {
+				return false
+			}
+		}
+		if !onlyOf(strings.ReplaceAll(host, "%", ""), chars) {
+			return false
+		}
+	}
+	if port == "" {
+		return true
+	}
+	return port[0] == ':' && onlyOf(port[1:], "0123456789")
 }
 
 func isToken(b []byte) bool {
@@ -211,8 +265,11 @@ func TestScanHeadMatchesReference(t *testing.T) {
 		"POST / HTTP/1.1\r\nhost: x\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n",
 		"\r\n\nGET / HTTP/2.0\r\nHost: x\r\n\r\n",
 		"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: x, keep-alive\r\n\r\nhi",
+		"\r\n\rGET / HTTP/1.1\r\nTransfer-Encoding: ,\r\nHost: a, b\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: [::1]:80\r\nTransfer-Encoding: x,\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a%2fb:8080\r\n\r\n",
 	}
-	alphabet := []byte("\r\n \t:,\x00\x7f\x80aZ0-/")
+	alphabet := []byte("\r\n \t:,\x00\x7f\x80aZ0-/[]%")
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 50000 {
 		b := []byte(seeds[rng.IntN(len(seeds))])

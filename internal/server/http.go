@@ -157,8 +157,9 @@ var statusText = map[int]string{
 }
 
 // errorResponse is the answer to a refused request; the connection closes
-// after it.
-func (h *httpServer) errorResponse(status int) []byte {
+// after it. The answer to a HEAD request has no body (RFC 9110 §9.3.2),
+// only the Content-Length that a GET would have been answered with.
+func (h *httpServer) errorResponse(status int, head bool) []byte {
 	text := strconv.Itoa(status) + " " + statusText[status]
 	b := make([]byte, 0, 200)
 	b = append(b, "HTTP/1.1 "+text+"\r\nServer: asyncdispatch\r\nContent-Type: text/plain\r\nContent-Length: "...)
@@ -166,8 +167,24 @@ func (h *httpServer) errorResponse(status int) []byte {
 	b = append(b, "\r\nDate: "...)
 	b = append(b, h.date...)
 	b = append(b, "\r\nConnection: close\r\n\r\n"...)
+	if head {
+		return b
+	}
 	b = append(b, text...)
 	return append(b, '\n')
+}
+
+// isHead reports whether the request head at the start of b (empty lines
+// first or not, complete or not) is a HEAD request, for answering a
+// refusal of a head that was not parsed.
+func isHead(b []byte) bool {
+	for len(b) > 0 && b[0] == '\n' || len(b) > 1 && b[0] == '\r' && b[1] == '\n' {
+		if b[0] == '\r' {
+			b = b[1:]
+		}
+		b = b[1:]
+	}
+	return bytes.HasPrefix(b, []byte("HEAD "))
 }
 
 var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
@@ -195,6 +212,7 @@ type httpConn struct {
 	chunk   chunked
 	pending []byte // the answer to send once the body is read
 	closing bool   // close after the pending answer
+	head    bool   // the request whose body is read is a HEAD
 	// first is the only answer of the current batch, sent as it is
 	// (prebuilt, no copy); out gathers a batch of several (borrowed from
 	// the pool while it does).
@@ -235,7 +253,11 @@ func (h *httpServer) serve(co *ad.Coro, s *Server, c *conn) (ad.Void, error) {
 			return ad.Void{}, nil // dropped by the sweeper or Shutdown
 		}
 		if !hc.makeRoom() {
-			hc.emit(h.errorResponse(431))
+			head := hc.head
+			if hc.state == stHead {
+				head = isHead(hc.buf[hc.start:hc.end])
+			}
+			hc.emit(h.errorResponse(431, head))
 			hc.flush(co)
 			hc.linger(co)
 			return ad.Void{}, nil
@@ -299,17 +321,18 @@ func (hc *httpConn) process() step {
 					if bytes.IndexByte(b[:min(len(b), h.maxHead)], '\n') < 0 {
 						status = 414
 					}
-					return hc.refuse(status)
+					return hc.refuse(status, isHead(b))
 				}
 				hc.scanned = 0
 				if req, status = parseHead(b[:e]); status != 0 {
-					return hc.refuse(status)
+					return hc.refuse(status, isHead(b))
 				}
 			}
 			hc.start += e
 			hc.s.touch(hc.c)
 			resp := h.response(req)
 			hc.closing = !req.keepAlive
+			hc.head = req.head
 			switch req.body {
 			case bodyNone:
 				hc.emit(resp)
@@ -319,7 +342,7 @@ func (hc *httpConn) process() step {
 				continue
 			case bodyLength:
 				if req.length > h.maxBody {
-					return hc.refuse(413)
+					return hc.refuse(413, req.head)
 				}
 				hc.left, hc.state = req.length, stLength
 			case bodyChunked:
@@ -345,7 +368,7 @@ func (hc *httpConn) process() step {
 				hc.s.touch(hc.c)
 			}
 			if status != 0 {
-				return hc.refuse(status)
+				return hc.refuse(status, hc.head)
 			}
 			if done {
 				if hc.bodyDone() {
@@ -368,9 +391,10 @@ func (hc *httpConn) bodyDone() bool {
 	return hc.closing
 }
 
-// refuse answers with an error status; the connection then closes.
-func (hc *httpConn) refuse(status int) step {
-	hc.emit(hc.h.errorResponse(status))
+// refuse answers with an error status (head: to a HEAD request); the
+// connection then closes.
+func (hc *httpConn) refuse(status int, head bool) step {
+	hc.emit(hc.h.errorResponse(status, head))
 	return closeNow
 }
 

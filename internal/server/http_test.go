@@ -265,6 +265,8 @@ func exchange(t *testing.T, c net.Conn, br *bufio.Reader, req string, n int, met
 	return out
 }
 
+func must[T any](v T, _ error) T { return v }
+
 func startHTTP(t *testing.T, cfg HTTPConfig) *running {
 	return start(t, func(d *ad.Dispatcher, ln ad.AsyncFD) (*Server, error) { return ServeHTTP(d, ln, cfg) })
 }
@@ -344,6 +346,29 @@ func TestHTTP(t *testing.T) {
 		}
 		if resp := exchange(t, c, br, "", 1, "GET")[0]; resp.Status != ok {
 			t.Fatalf("after HEAD: %q (a HEAD response must have no body)", resp.Status)
+		}
+	})
+	t.Run("head-refused", func(t *testing.T) {
+		// A refusal of a HEAD request has no body, whether the head,
+		// its size or its body is refused.
+		for _, req := range []string{
+			"HEAD / HTTP/1.1\r\nHost: a b\r\n\r\n",
+			"\r\nHEAD / HTTP/2.0\r\nHost: x\r\n\r\n",
+			"HEAD /" + strings.Repeat("a", 2000),
+			"HEAD / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 2000) + "\r\n\r\n",
+			"HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n",
+			"HEAD / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;\x00\r\nabc\r\n0\r\n\r\n",
+		} {
+			c := r.dial(t)
+			br := newReader(c)
+			resp := exchange(t, c, br, req, 1, "HEAD")[0]
+			if resp.StatusCode < 400 || !resp.Close {
+				t.Fatalf("%.40q: %q close=%v, want a refusal and close", req, resp.Status, resp.Close)
+			}
+			c.(*net.TCPConn).CloseWrite()
+			if rest := waitEOF(t, c); rest != "" || br.Buffered() > 0 {
+				t.Fatalf("%.40q: %d %q after the head of the refusal of a HEAD request", req, resp.StatusCode, rest+string(must(br.Peek(br.Buffered()))))
+			}
 		}
 	})
 	t.Run("close", func(t *testing.T) {

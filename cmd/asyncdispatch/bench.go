@@ -16,17 +16,6 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := newCommand("bench echo", `Drive an echo server on loopback from one dispatcher: --conns connections,
 each keeping --pipeline messages of --size bytes in flight, every echoed
 byte checked. Reports messages/s and a latency histogram.`, stdout, stderr)
-	if len(args) == 0 || args[0] != "echo" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-			c.usage(stdout)
-			return 0
-		}
-		if len(args) == 0 {
-			return c.fail(fmt.Errorf("what to bench? only echo is known"))
-		}
-		return c.fail(fmt.Errorf("unknown benchmark %q (only echo is known)", args[0]))
-	}
-	args = args[1:]
 	addr := c.fs.String("addr", "127.0.0.1:8080", "echo server `host:port` (loopback only)")
 	conns := c.fs.Int("conns", 50, "connections")
 	pipe := c.fs.Int("pipeline", 1, "messages in flight per connection")
@@ -34,6 +23,17 @@ byte checked. Reports messages/s and a latency histogram.`, stdout, stderr)
 	dur := c.fs.Duration("duration", 10*time.Second, "measured duration")
 	warmup := c.fs.Duration("warmup", time.Second, "warm-up before measuring")
 	quiet := c.fs.Bool("quiet", false, "no progress lines")
+	// echo is the only benchmark: "bench --help" is the page of
+	// "bench echo", with its flags.
+	switch {
+	case len(args) > 0 && args[0] == "echo":
+		args = args[1:]
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
+	case len(args) == 0:
+		return c.fail(fmt.Errorf("what to bench? only echo is known"))
+	default:
+		return c.fail(fmt.Errorf("unknown benchmark %q (only echo is known)", args[0]))
+	}
 	if code, ok := c.parse(args); !ok {
 		return code
 	}

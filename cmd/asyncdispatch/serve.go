@@ -13,45 +13,117 @@ import (
 	"github.com/asyncdispatch/asyncdispatch/internal/server"
 )
 
-// serve runs the echo or the HTTP server until Ctrl-C or SIGTERM.
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newCommand("serve", `Serve the echo protocol or HTTP/1.1 on one dispatcher until Ctrl-C.
+// serveUsage is the page of "serve --help": serve has no flags of its
+// own, each server has its own flag set and help page.
+const serveUsage = `usage: asyncdispatch serve echo|http [flags]
+
+Serve the echo protocol or HTTP/1.1 on one dispatcher until Ctrl-C.
 
   asyncdispatch serve echo [flags]   every byte received is sent back
   asyncdispatch serve http [flags]   200 "Hello, World!" (text/plain) to every request;
-                                     keep-alive, pipelining, HTTP/1.0, size limits`, stdout, stderr)
-	addr := c.fs.String("addr", "127.0.0.1:8080", "`host:port` to listen on (port 0: any free port)")
-	idle := c.fs.Duration("idle-timeout", 60*time.Second, "drop a connection idle this long (0: never)")
-	callbacks := c.fs.Bool("callbacks", false, "echo: serve with AddRead callbacks instead of an async procedure per connection")
-	maxHeader := c.fs.Int("max-header", 8<<10, "http: largest request head in bytes (431 beyond)")
-	maxBody := c.fs.Int64("max-body", 1<<20, "http: largest request body in bytes (413 beyond)")
-	cpuprofile := c.fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file` (go tool pprof)")
-	kind := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		kind, args = args[0], args[1:]
+                                     keep-alive, pipelining, HTTP/1.0, size limits
+
+Run "asyncdispatch serve echo --help" or "asyncdispatch serve http --help"
+for the flags of each.
+`
+
+// serve runs the echo or the HTTP server until Ctrl-C or SIGTERM.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	group := newCommand("serve", "", stdout, stderr)
+	if len(args) == 0 {
+		return group.fail(fmt.Errorf("what to serve? echo or http"))
 	}
+	switch args[0] {
+	case "echo":
+		return serveEcho(ctx, args[1:], stdout, stderr)
+	case "http":
+		return serveHTTP(ctx, args[1:], stdout, stderr)
+	case "-h", "-help", "--help":
+		fmt.Fprint(stdout, serveUsage)
+		return 0
+	}
+	if strings.HasPrefix(args[0], "-") {
+		return group.fail(fmt.Errorf("what to serve? echo or http, before any flag"))
+	}
+	return group.fail(fmt.Errorf("unknown server %q (echo or http)", args[0]))
+}
+
+// serverFlags are the flags both servers have.
+type serverFlags struct {
+	addr       *string
+	idle       *time.Duration
+	cpuprofile *string
+}
+
+func addServerFlags(c *command) serverFlags {
+	return serverFlags{
+		addr:       c.fs.String("addr", "127.0.0.1:8080", "`host:port` to listen on (port 0: any free port)"),
+		idle:       c.fs.Duration("idle-timeout", 60*time.Second, "drop a connection idle this long (0: never)"),
+		cpuprofile: c.fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file` (go tool pprof)"),
+	}
+}
+
+// check checks the flags both servers have.
+func (f serverFlags) check() error {
+	if err := checkAddr(*f.addr); err != nil {
+		return fmt.Errorf("--addr %q: %v", *f.addr, err)
+	}
+	if *f.idle < 0 {
+		return fmt.Errorf("--idle-timeout must not be negative")
+	}
+	return nil
+}
+
+func serveEcho(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := newCommand("serve echo", "Serve the echo protocol (every byte received is sent back) on one\ndispatcher until Ctrl-C.", stdout, stderr)
+	f := addServerFlags(c)
+	callbacks := c.fs.Bool("callbacks", false, "serve with AddRead callbacks instead of an async procedure per connection")
 	if code, ok := c.parse(args); !ok {
 		return code
 	}
-	switch {
-	case kind != "echo" && kind != "http":
-		if kind == "" {
-			return c.fail(fmt.Errorf("what to serve? echo or http"))
-		}
-		return c.fail(fmt.Errorf("unknown server %q (echo or http)", kind))
-	case checkAddr(*addr) != nil:
-		return c.fail(fmt.Errorf("--addr %q: %v", *addr, checkAddr(*addr)))
-	case *idle < 0:
-		return c.fail(fmt.Errorf("--idle-timeout must not be negative"))
-	case *maxHeader < 256 || *maxHeader > 1<<20:
-		return c.fail(fmt.Errorf("--max-header must be between 256 and 1048576"))
-	case *maxBody < 0:
-		return c.fail(fmt.Errorf("--max-body must not be negative"))
+	if err := f.check(); err != nil {
+		return c.fail(err)
 	}
-	c.name = "serve " + kind
+	return runServer(ctx, c, f, func(d *ad.Dispatcher, ln ad.AsyncFD, logf func(string, ...any)) (*server.Server, error) {
+		return server.ServeEcho(d, ln, server.EchoConfig{IdleTimeout: *f.idle, Callbacks: *callbacks, Logf: logf})
+	})
+}
 
-	if *cpuprofile != "" {
-		stop, err := startProfile(*cpuprofile)
+func serveHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := newCommand("serve http", `Serve HTTP/1.1 on one dispatcher until Ctrl-C: 200 "Hello, World!"
+(text/plain) to every request; keep-alive, pipelining, HTTP/1.0, size limits.`, stdout, stderr)
+	f := addServerFlags(c)
+	maxHeader := c.fs.Int("max-header", 8<<10, "largest request head in bytes (431 beyond)")
+	maxBody := c.fs.Int64("max-body", 1<<20, "largest request body in bytes (413 beyond)")
+	if code, ok := c.parse(args); !ok {
+		return code
+	}
+	err := f.check()
+	switch {
+	case err != nil:
+	case *maxHeader < 256 || *maxHeader > 1<<20:
+		err = fmt.Errorf("--max-header must be between 256 and 1048576")
+	case *maxBody < 0:
+		err = fmt.Errorf("--max-body must not be negative")
+	}
+	if err != nil {
+		return c.fail(err)
+	}
+	body := *maxBody
+	if body == 0 {
+		body = -1 // no body allowed (0 means the default to HTTPConfig)
+	}
+	return runServer(ctx, c, f, func(d *ad.Dispatcher, ln ad.AsyncFD, logf func(string, ...any)) (*server.Server, error) {
+		return server.ServeHTTP(d, ln, server.HTTPConfig{IdleTimeout: *f.idle, MaxHeader: *maxHeader, MaxBody: body, Logf: logf})
+	})
+}
+
+// runServer listens, starts the server and serves until Ctrl-C, SIGTERM
+// or ctx ending.
+func runServer(ctx context.Context, c *command, f serverFlags, start func(*ad.Dispatcher, ad.AsyncFD, func(string, ...any)) (*server.Server, error)) int {
+	stdout, stderr := c.stdout, c.stderr
+	if *f.cpuprofile != "" {
+		stop, err := startProfile(*f.cpuprofile)
 		if err != nil {
 			return c.failf("%v", err)
 		}
@@ -62,23 +134,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return c.failf("%v", err)
 	}
 	defer d.Close()
-	ln, err := server.Listen(d, *addr)
+	ln, err := server.Listen(d, *f.addr)
 	if err != nil {
 		return c.failf("%v", err)
 	}
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(stderr, "asyncdispatch "+c.name+": "+format+"\n", args...)
 	}
-	var srv *server.Server
-	if kind == "echo" {
-		srv, err = server.ServeEcho(d, ln, server.EchoConfig{IdleTimeout: *idle, Callbacks: *callbacks, Logf: logf})
-	} else {
-		body := *maxBody
-		if body == 0 {
-			body = -1 // no body allowed (0 means the default to HTTPConfig)
-		}
-		srv, err = server.ServeHTTP(d, ln, server.HTTPConfig{IdleTimeout: *idle, MaxHeader: *maxHeader, MaxBody: body, Logf: logf})
-	}
+	srv, err := start(d, ln, logf)
 	if err != nil {
 		return c.failf("%v", err)
 	}
@@ -87,6 +150,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return c.failf("%v", err)
 	}
 	defer release()
+	kind := strings.TrimPrefix(c.name, "serve ")
 	fmt.Fprintf(stdout, "asyncdispatch: serving %s on %s (Ctrl-C to stop)\n", kind, srv.Addr())
 
 	_, err = ad.WaitFor(ad.Or(stop, srv.Done()))

@@ -68,8 +68,8 @@ byte checked. Reports messages/s and a latency histogram.`, stdout, stderr)
 				hist.Round(p.P50), hist.Round(p.P99))
 		}
 	}
-	fmt.Fprintf(stdout, "bench echo: %s, %d connections, %s of %d bytes in flight on each, %v after %v warm-up\n",
-		target, *conns, plural(*pipe, "message"), *size, *dur, *warmup)
+	fmt.Fprintf(stdout, "bench echo: %s, %s, %s of %s in flight on each, %v after %v warm-up\n",
+		target, plural(*conns, "connection"), plural(*pipe, "message"), plural(*size, "byte"), *dur, *warmup)
 	res, err := ad.WaitFor(ad.Async(d, func(co *ad.Coro) (*echoload.Result, error) {
 		return echoload.Run(co, d, cfg)
 	}))
@@ -82,7 +82,7 @@ byte checked. Reports messages/s and a latency histogram.`, stdout, stderr)
 	fmt.Fprintf(stdout, "connections %d  messages %s in %.2fs  %s msg/s  %.2f MB/s each way\n",
 		res.Conns, count(res.Messages), res.Elapsed.Seconds(), count(int64(res.Rate())),
 		res.Rate()*float64(*size)/1e6)
-	fmt.Fprintf(stdout, "latency (send to last echoed byte), %s messages:\n", count(res.Latency.Count()))
+	fmt.Fprintf(stdout, "latency (send to last echoed byte), %s:\n", pluralCount(res.Latency.Count(), "message"))
 	res.Latency.Fprint(stdout)
 	fmt.Fprintf(stdout, "errors %d  mismatches %d  bytes checked %s\n", res.Errors, res.Mismatches, count(res.BytesChecked))
 	if !res.OK() {

@@ -55,8 +55,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			p.Elapsed.Seconds(), p.Conns, srv.Conns(), count(p.Messages), count(int64(p.Rate)), count(int64(p.Avg)),
 			hist.Round(p.P50), hist.Round(p.P99))
 	}
-	fmt.Fprintf(stdout, "demo: echo server on %s; %d clients, %s of %d bytes in flight on each, for %v (Ctrl-C stops early)\n",
-		srv.Addr(), *conns, plural(*pipe, "line"), *size, *dur)
+	fmt.Fprintf(stdout, "demo: echo server on %s; %s, %s of %s in flight on each, for %v (Ctrl-C stops early)\n",
+		srv.Addr(), plural(*conns, "client"), plural(*pipe, "line"), plural(*size, "byte"), *dur)
 
 	res, err := ad.WaitFor(ad.Async(d, func(co *ad.Coro) (*echoload.Result, error) {
 		return echoload.Run(co, d, cfg)

@@ -164,6 +164,15 @@ func plural(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
+// pluralCount is plural with thousands separators: "1 message",
+// "12,345 messages".
+func pluralCount[T ~int | ~uint64 | ~int64](n T, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return count(n) + " " + noun + "s"
+}
+
 // startProfile starts a CPU profile written to path; stop ends it.
 func startProfile(path string) (stop func(), err error) {
 	f, err := os.Create(path)

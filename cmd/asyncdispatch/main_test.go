@@ -209,6 +209,44 @@ func TestServeSignal(t *testing.T) {
 	out.WaitLine(t, "stopped after 0 connections")
 }
 
+// Counts of one are singular wherever the command prints a count in a
+// sentence: "stopped after 1 connection" used to read "1 connections".
+func TestCountsOfOne(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, _, wait := background(ctx, "serve", "echo", "--addr", "127.0.0.1:0")
+	addr := strings.Fields(out.WaitLine(t, "serving echo on"))[4]
+	code, stdout, stderr := runCmd("bench", "echo", "--addr", addr, "--conns", "1", "--pipeline", "1", "--size", "1",
+		"--duration", "100ms", "--warmup", "0s", "--quiet")
+	if code != 0 || !strings.Contains(stdout, "1 connection, 1 message of 1 byte in flight on each") {
+		t.Errorf("bench: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	cancel()
+	if code := wait(); code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+	if !strings.Contains(out.String(), "stopped after 1 connection\n") {
+		t.Errorf("serve output:\n%s", out)
+	}
+	code, stdout, stderr = runCmd("demo", "-duration", "100ms", "-conns", "1", "-pipeline", "1", "-size", "1")
+	if code != 0 || !strings.Contains(stdout, "1 client, 1 line of 1 byte in flight on each") {
+		t.Errorf("demo: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, tc := range []struct {
+		got, want string
+	}{
+		{pluralCount(uint64(1), "message"), "1 message"},
+		{pluralCount(int64(0), "message"), "0 messages"},
+		{pluralCount(1234567, "message"), "1,234,567 messages"},
+		{plural(1, "byte"), "1 byte"},
+		{plural(2, "byte"), "2 bytes"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
 // A port nobody listens on: bench fails with exit 1 and says why.
 func TestBenchRefused(t *testing.T) {
 	code, _, stderr := runCmd("bench", "echo", "--addr", "127.0.0.1:1", "--duration", "100ms")

@@ -161,7 +161,7 @@ func runServer(ctx context.Context, c *command, f serverFlags, start func(*ad.Di
 	if err != nil {
 		return c.failf("%v", err)
 	}
-	fmt.Fprintf(stdout, "asyncdispatch: stopped after %s connections\n", count(srv.Accepted()))
+	fmt.Fprintf(stdout, "asyncdispatch: stopped after %s\n", pluralCount(srv.Accepted(), "connection"))
 	return 0
 }
 

@@ -280,7 +280,11 @@ func Run(co *ad.Coro, d *ad.Dispatcher, cfg Config) (*Result, error) {
 	if !ok {
 		for _, c := range clients {
 			if !c.done {
-				r.fail(fmt.Errorf("%d messages still in flight after %v", c.inflight, cfg.DrainTimeout))
+				noun := "messages"
+				if c.inflight == 1 {
+					noun = "message"
+				}
+				r.fail(fmt.Errorf("%d %s still in flight after %v", c.inflight, noun, cfg.DrainTimeout))
 			}
 		}
 		// Cancel the stragglers (their pending receive returns

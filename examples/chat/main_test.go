@@ -124,11 +124,15 @@ func TestChatSlowClient(t *testing.T) {
 }
 
 func TestChatIdle(t *testing.T) {
-	addr := start(t, 100*time.Millisecond)
-	a := join(t, addr, "guest1")
+	const idle = 100 * time.Millisecond
+	addr := start(t, idle)
+	// Taken before the server can arm the client's first idle timeout:
+	// taken after join, a test goroutine descheduled for a while would
+	// measure less than the server waited.
 	t0 := time.Now()
+	a := join(t, addr, "guest1")
 	a.expectEOF()
-	if el := time.Since(t0); el < 50*time.Millisecond {
-		t.Fatalf("dropped after %v", el)
+	if el := time.Since(t0); el < idle {
+		t.Fatalf("dropped after %v, before the idle timeout %v", el, idle)
 	}
 }

@@ -31,6 +31,7 @@ func FuzzHTTPParse(f *testing.F) {
 		"GET / HTTP/1.1\r\nHost: [::1]:8080\r\nHost: x\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
 		"HEAD / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+		"0\r\nT: v\x00\r\n folded\r\nno colon\r\n\r\n",
 	} {
 		f.Add([]byte(s), uint8(7))
 	}

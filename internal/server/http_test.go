@@ -168,6 +168,13 @@ func TestChunked(t *testing.T) {
 		{"5 \r\nhello\r\n", 0, 400},
 		{"5 x\r\nhello\r\n", 0, 400},
 		{"5;a \r\nhello\r\n", 0, 400},
+		// Trailers are field lines.
+		{"0\r\nA: b\r\nC-d:\r\nE:\t f g \r\n\r\nNEXT", -1, 0},
+		{"0\r\nT: v\x00\r\n\r\n", 0, 400},
+		{"0\r\nT: v\r\n folded\r\n\r\n", 0, 400},
+		{"0\r\nno colon\r\n\r\n", 0, 400},
+		{"0\r\nT : v\r\n\r\n", 0, 400},
+		{"0\r\n: v\r\n\r\n", 0, 400},
 		// The 4 KiB bound of a chunk line holds for a complete line too.
 		{"1;a=" + strings.Repeat("b", 6000) + "\r\nx\r\n0\r\n\r\n", 0, 400},
 		{"1;a=" + strings.Repeat("b", maxChunkLine-5) + "\r\nx\r\n0\r\n\r\nNEXT", -1, 0},

@@ -17,10 +17,11 @@ import "bytes"
 // uri-host[:port], Content-Length together with Transfer-Encoding,
 // differing Content-Lengths, a Transfer-Encoding that lists no coding, or
 // whose last coding is not chunked, or sent with HTTP/1.0, a chunk line
-// over 4 KiB or with malformed extensions (all 400 — request smuggling
-// starts with these), a transfer coding other than chunked before it
-// (501), a head over the limit (431; 414 while still in the request
-// line), a body over the limit (413), a major version other than 1 (505).
+// over 4 KiB or with malformed extensions, a malformed trailer field (all
+// 400 — request smuggling starts with these), a transfer coding other
+// than chunked before it (501), a head over the limit (431; 414 while
+// still in the request line), a body over the limit (413), a major
+// version other than 1 (505).
 
 // request is what the server needs of a parsed request head.
 type request struct {
@@ -464,7 +465,7 @@ func parseDecimal(b []byte) (int64, bool) {
 
 // chunked reads and discards a chunked body (RFC 9112 §7.1): chunk-size
 // lines (extensions checked, then ignored), chunk data and its CRLF, the
-// last chunk, and the trailer section.
+// last chunk, and the trailer section (field lines checked, then ignored).
 type chunked struct {
 	state chunkState
 	// left is what remains of the current chunk's data.
@@ -566,9 +567,28 @@ func (c *chunked) consume(b []byte, maxBody int64, maxHead int) (n int, done boo
 				*c = chunked{}
 				return n, true, 0
 			}
+			if !validFieldLine(line) {
+				return n, false, 400
+			}
 		}
 	}
 	return n, false, 0
+}
+
+// validFieldLine reports whether line (without its line end) is a
+// field-line, as a trailer must be: field-name ":" OWS field-value OWS, the
+// name a token, the value free of control characters; no obs-fold.
+func validFieldLine(line []byte) bool {
+	i := skipToken(line, 0)
+	if i < 0 || i >= len(line) || line[i] != ':' {
+		return false
+	}
+	for _, c := range line[i+1:] {
+		if !valueChars[c] {
+			return false
+		}
+	}
+	return true
 }
 
 // parseChunkSize parses chunk-size [ chunk-ext ] (RFC 9112 §7.1.1): 1 to

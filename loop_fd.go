@@ -3,6 +3,7 @@ package asyncdispatch
 import (
 	"fmt"
 	"os"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -64,10 +65,12 @@ type fdState struct {
 	werr error
 }
 
-// waiter is a user callback or a pending operation of the package.
+// waiter is a user callback or a pending operation of the package; b is
+// the operation's base if it has one (queueOp), by which dequeue finds it.
 type waiter struct {
 	cb Callback
 	op ioOp
+	b  *opBase
 }
 
 // ioOp is a pending operation on a descriptor (a recv, a send, an
@@ -251,9 +254,27 @@ func (d *Dispatcher) addWaiter(fd AsyncFD, dir poller.Interest, w waiter) error 
 	return nil
 }
 
-// removeOp takes a pending operation off fd's list (cancellation). It
-// reports whether it was there.
-func (d *Dispatcher) removeOp(fd AsyncFD, dir poller.Interest, op ioOp) bool {
+// queueOp puts op on its descriptor's wait list in its direction.
+func (d *Dispatcher) queueOp(op queuedOp) error {
+	b := op.base()
+	return d.addWaiter(b.fd, b.dir, waiter{op: op, b: b})
+}
+
+// dequeue takes the operation whose base is b off its wait list
+// (cancellation).
+func (d *Dispatcher) dequeue(b *opBase) {
+	d.removeWaiter(b.fd, b.dir, func(w *waiter) bool { return w.b == b })
+}
+
+// removeOp takes a pending operation without a base (WaitProcess) off
+// fd's list (cancellation).
+func (d *Dispatcher) removeOp(fd AsyncFD, dir poller.Interest, op ioOp) {
+	d.removeWaiter(fd, dir, func(w *waiter) bool { return w.op == op })
+}
+
+// removeWaiter removes the first entry of fd's list in direction dir that
+// is, and reports whether there was one.
+func (d *Dispatcher) removeWaiter(fd AsyncFD, dir poller.Interest, is func(*waiter) bool) bool {
 	s := d.lookup(fd)
 	if s == nil {
 		return false
@@ -262,9 +283,9 @@ func (d *Dispatcher) removeOp(fd AsyncFD, dir poller.Interest, op ioOp) bool {
 	if dir == poller.Write {
 		list = &s.writers
 	}
-	for i, w := range *list {
-		if w.op == op {
-			*list = append((*list)[:i:i], (*list)[i+1:]...)
+	for i := range *list {
+		if is(&(*list)[i]) {
+			*list = slices.Delete(*list, i, i+1)
 			d.recount(s)
 			return true
 		}

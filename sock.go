@@ -131,24 +131,6 @@ func canTry(s *fdState, dir poller.Interest) bool {
 	return len(s.writers) == 0
 }
 
-// start finishes setting up op's future f and either completes the
-// operation at once (try first) or queues it on fd.
-func start[T any](d *Dispatcher, f *Future[T], op ioOp, fd AsyncFD, dir poller.Interest) *Future[T] {
-	s, err := d.sockFD(fd)
-	if err != nil {
-		f.tryFail(err)
-		return f
-	}
-	if canTry(s, dir) && op.ready(s) {
-		d.charge()
-		return f
-	}
-	if err := d.addWaiter(fd, dir, waiter{op: op}); err != nil {
-		f.tryFail(err)
-	}
-	return f
-}
-
 // failedFuture returns a future failed with err at once.
 func failedFuture[T any](d *Dispatcher, name string, err error) *Future[T] {
 	f := newNamed[T](d, name)

@@ -11,66 +11,47 @@ import (
 	"github.com/asyncdispatch/asyncdispatch/internal/poller"
 )
 
-// recvOp is a pending Recv, RecvString or RecvInto: the future and the
-// operation in one allocation. result makes the future's value out of the
-// buffer and the byte count.
+// recvOp is a pending Recv, RecvString or RecvInto. result makes the
+// future's value out of the buffer and the byte count.
 type recvOp[T any] struct {
-	fut    Future[T]
-	fd     AsyncFD
-	buf    []byte
-	flags  SocketFlag
+	futureOp[T]
 	result func(buf []byte, n int) T
-	name   string // Recv, RecvString or RecvInto
-}
-
-func (op *recvOp[T]) procName() string { return op.name }
-
-func (op *recvOp[T]) cancel() bool {
-	op.fut.d.removeOp(op.fd, poller.Read, op)
-	op.buf = nil
-	return true
-}
-
-func (op *recvOp[T]) abort(err error) {
-	op.fut.tryFail(err)
-	op.buf = nil
 }
 
 // ready makes one receive: true when the future is finished, false on
 // EAGAIN (wait for the next readiness).
 func (op *recvOp[T]) ready(s *fdState) bool {
 	if op.fut.state != pending {
-		// Cancelled while its wait list was being run: receive nothing.
+		// Cancelled while its wait list was being run: do nothing.
 		return true
 	}
-	n, err, done := recvOnce(s, op.buf, op.flags)
+	n, err, done := op.recvOnce(s)
 	if !done {
 		return false
 	}
 	if err != nil {
-		op.fut.tryFail(err)
+		op.fail(err)
 	} else {
-		op.fut.tryComplete(op.result(op.buf, n))
+		op.complete(op.result(op.buf, n))
 	}
-	op.buf = nil
 	return true
 }
 
-// recvOnce makes one receive on a ready descriptor; done is false on
-// EAGAIN (wait for the next readiness). A reset under SafeDisconn is end
-// of file. It keeps the fd's drained hint up to date.
-func recvOnce(s *fdState, buf []byte, flags SocketFlag) (n int, err error, done bool) {
-	n, err = sysRecv(s.fd, buf, flags.osFlags())
+// recvOnce makes one receive into b.buf on a ready descriptor; done is
+// false on EAGAIN (wait for the next readiness). A reset under SafeDisconn
+// is end of file. It keeps the fd's drained hint up to date.
+func (b *opBase) recvOnce(s *fdState) (n int, err error, done bool) {
+	n, err = sysRecv(s.fd, b.buf, b.flags.osFlags())
 	switch {
 	case err == nil:
-		if n > 0 && n < len(buf) {
+		if n > 0 && n < len(b.buf) {
 			s.drained = true
 		}
 		return n, nil, true
 	case err == unix.EAGAIN:
 		s.drained = true
 		return 0, nil, false
-	case flags&SafeDisconn != 0 && isDisconn(err):
+	case b.flags&SafeDisconn != 0 && isDisconn(err):
 		return 0, nil, true
 	}
 	return 0, os.NewSyscallError("recv", err), true
@@ -94,10 +75,11 @@ func stringResult(buf []byte, n int) string {
 
 func countResult(_ []byte, n int) int { return n }
 
-func newRecv[T any](d *Dispatcher, name string, fd AsyncFD, buf []byte, flags SocketFlag, result func([]byte, int) T) *Future[T] {
-	op := &recvOp[T]{fd: fd, buf: buf, flags: flags, result: result, name: name}
+func newRecv[T any](d *Dispatcher, name opName, fd AsyncFD, buf []byte, flags SocketFlag, result func([]byte, int) T) *Future[T] {
+	op := &recvOp[T]{result: result}
+	op.opBase = opBase{fd: fd, dir: poller.Read, name: name, buf: buf, flags: flags}
 	op.fut.init(d, op, 3)
-	return start(d, &op.fut, op, fd, poller.Read)
+	return start(d, &op.fut, op)
 }
 
 // Recv receives at most size bytes from the socket fd (Nim's recv). The
@@ -120,7 +102,7 @@ func (d *Dispatcher) Recv(fd AsyncFD, size int, flags SocketFlag) *Future[[]byte
 	if size < 0 {
 		return failedFuture[[]byte](d, "Recv", fmt.Errorf("%w: Recv size %d", ErrNegative, size))
 	}
-	return newRecv(d, "Recv", fd, make([]byte, size), flags, bytesResult)
+	return newRecv(d, nameRecv, fd, make([]byte, size), flags, bytesResult)
 }
 
 // RecvString is Recv with a string result (Nim's recv returns a string);
@@ -129,7 +111,7 @@ func (d *Dispatcher) RecvString(fd AsyncFD, size int, flags SocketFlag) *Future[
 	if size < 0 {
 		return failedFuture[string](d, "RecvString", fmt.Errorf("%w: RecvString size %d", ErrNegative, size))
 	}
-	return newRecv(d, "RecvString", fd, make([]byte, size), flags, stringResult)
+	return newRecv(d, nameRecvString, fd, make([]byte, size), flags, stringResult)
 }
 
 // RecvInto receives at most len(buf) bytes from fd into buf, and completes
@@ -142,30 +124,12 @@ func (d *Dispatcher) RecvInto(fd AsyncFD, buf []byte, flags SocketFlag) *Future[
 	if buf == nil {
 		return failedFuture[int](d, "RecvInto", ErrNilBuffer)
 	}
-	return newRecv(d, "RecvInto", fd, buf, flags, countResult)
+	return newRecv(d, nameRecvInto, fd, buf, flags, countResult)
 }
 
 // sendOp is a pending Send or SendString.
 type sendOp struct {
-	fut   Future[Void]
-	fd    AsyncFD
-	data  []byte // what is left to write
-	flags SocketFlag
-	wrote bool   // part of data went out already
-	name  string // Send or SendString
-}
-
-func (op *sendOp) procName() string { return op.name }
-
-func (op *sendOp) cancel() bool {
-	op.fut.d.removeOp(op.fd, poller.Write, op)
-	op.data = nil
-	return true
-}
-
-func (op *sendOp) abort(err error) {
-	op.fut.tryFail(err)
-	op.data = nil
+	futureOp[Void]
 }
 
 // ready writes as much as the socket takes. A partial write means the
@@ -174,63 +138,65 @@ func (op *sendOp) abort(err error) {
 // buffer, and a huge send cannot hold the loop.
 func (op *sendOp) ready(s *fdState) bool {
 	if op.fut.state != pending {
+		// Cancelled while its wait list was being run: do nothing.
 		return true
 	}
-	err, done := sendSome(s, &op.data, &op.wrote, op.flags)
+	err, done := op.sendSome(s)
 	if !done {
 		return false
 	}
 	if err != nil {
-		op.fut.tryFail(err)
+		op.fail(err)
 	} else {
-		op.fut.tryComplete(Void{})
+		op.complete(Void{})
 	}
 	return true
 }
 
-// sendSome writes as much of *data as the socket takes, advancing *data
-// and setting *wrote once any byte went out; done is false while bytes
-// are left (wait for writability). When done, *data is nil and err is the
+// sendSome writes as much of b.buf as the socket takes, advancing b.buf
+// and setting b.wrote once any byte went out; done is false while bytes
+// are left (wait for writability). When done, b.buf is nil and err is the
 // send's outcome: a reset under SafeDisconn counts as sent; an error after
 // part of the data went out is also kept as the fd's werr, so the sends
 // queued behind fail too (what they carry would arrive after a gap).
-func sendSome(s *fdState, data *[]byte, wrote *bool, flags SocketFlag) (err error, done bool) {
+func (b *opBase) sendSome(s *fdState) (err error, done bool) {
 	if s.werr != nil {
-		*data = nil
+		b.buf = nil
 		return s.werr, true
 	}
-	for len(*data) > 0 {
-		n, err := sysSend(s.fd, *data)
+	for len(b.buf) > 0 {
+		n, err := sysSend(s.fd, b.buf)
 		if err == unix.EAGAIN {
 			return nil, false
 		}
 		if err != nil {
-			*data = nil
-			if flags&SafeDisconn != 0 && isDisconn(err) {
+			b.buf = nil
+			if b.flags&SafeDisconn != 0 && isDisconn(err) {
 				return nil, true
 			}
 			serr := os.NewSyscallError("send", err)
-			if *wrote {
+			if b.wrote {
 				s.werr = serr
 			}
 			return serr, true
 		}
 		if n > 0 {
-			*wrote = true
+			b.wrote = true
 		}
-		*data = (*data)[n:]
-		if len(*data) > 0 {
+		b.buf = b.buf[n:]
+		if len(b.buf) > 0 {
 			return nil, false
 		}
 	}
-	*data = nil
+	b.buf = nil
 	return nil, true
 }
 
-func newSend(d *Dispatcher, name string, fd AsyncFD, data []byte, flags SocketFlag) *Future[Void] {
-	op := &sendOp{fd: fd, data: data, flags: flags, name: name}
+func newSend(d *Dispatcher, name opName, fd AsyncFD, data []byte, flags SocketFlag) *Future[Void] {
+	op := &sendOp{}
+	op.opBase = opBase{fd: fd, dir: poller.Write, name: name, buf: data, flags: flags}
 	op.fut.init(d, op, 3)
-	return start(d, &op.fut, op, fd, poller.Write)
+	return start(d, &op.fut, op)
 }
 
 // Send writes all of data to the socket fd; the future completes only when
@@ -248,12 +214,12 @@ func newSend(d *Dispatcher, name string, fd AsyncFD, data []byte, flags SocketFl
 // finished. Cancelling a send that has written part of data leaves the
 // stream with a partial message.
 func (d *Dispatcher) Send(fd AsyncFD, data []byte, flags SocketFlag) *Future[Void] {
-	return newSend(d, "Send", fd, data, flags)
+	return newSend(d, nameSend, fd, data, flags)
 }
 
 // SendString is Send for a string (Nim's send(string)); s is not copied.
 func (d *Dispatcher) SendString(fd AsyncFD, s string, flags SocketFlag) *Future[Void] {
-	return newSend(d, "SendString", fd, bytesOf(s), flags)
+	return newSend(d, nameSendString, fd, bytesOf(s), flags)
 }
 
 // RecvFromResult is the result of RecvFromInto: one datagram's size and
@@ -275,45 +241,28 @@ type RecvFromResult struct {
 // recvFromOp is a pending RecvFromInto; the sender's address is received
 // into the operation itself.
 type recvFromOp struct {
-	fut   Future[RecvFromResult]
-	fd    AsyncFD
-	buf   []byte
-	flags SocketFlag
-	rsa   unix.RawSockaddrAny
-	alen  uint32
-}
-
-func (op *recvFromOp) procName() string { return "RecvFromInto" }
-
-func (op *recvFromOp) cancel() bool {
-	op.fut.d.removeOp(op.fd, poller.Read, op)
-	op.buf = nil
-	return true
-}
-
-func (op *recvFromOp) abort(err error) {
-	op.fut.tryFail(err)
-	op.buf = nil
+	futureOp[RecvFromResult]
+	rsa  unix.RawSockaddrAny
+	alen uint32
 }
 
 func (op *recvFromOp) ready(s *fdState) bool {
-	fd := AsyncFD(s.fd)
 	if op.fut.state != pending {
+		// Cancelled while its wait list was being run: do nothing.
 		return true
 	}
 	op.alen = unix.SizeofSockaddrAny
-	n, err := sysRecvFrom(int(fd), op.buf, op.flags.osFlags(), &op.rsa, &op.alen)
+	n, err := sysRecvFrom(s.fd, op.buf, op.flags.osFlags(), &op.rsa, &op.alen)
 	if err == unix.EAGAIN {
 		return false
 	}
-	op.buf = nil
 	if err != nil {
-		op.fut.tryFail(os.NewSyscallError("recvfrom", err))
+		op.fail(os.NewSyscallError("recvfrom", err))
 		return true
 	}
 	r := RecvFromResult{N: n}
 	r.From, r.Path = decodeSockaddr(&op.rsa, op.alen)
-	op.fut.tryComplete(r)
+	op.complete(r)
 	return true
 }
 
@@ -380,56 +329,41 @@ func (d *Dispatcher) RecvFromInto(fd AsyncFD, buf []byte, flags SocketFlag) *Fut
 	if buf == nil {
 		return failedFuture[RecvFromResult](d, "RecvFromInto", ErrNilBuffer)
 	}
-	op := &recvFromOp{fd: fd, buf: buf, flags: flags}
+	op := &recvFromOp{}
+	op.opBase = opBase{fd: fd, dir: poller.Read, name: nameRecvFromInto, buf: buf, flags: flags}
 	op.fut.init(d, op, 2)
-	return start(d, &op.fut, op, fd, poller.Read)
+	return start(d, &op.fut, op)
 }
 
 // sendToOp is a pending SendTo or SendToUnix; the destination is kept in
 // the operation in raw form.
 type sendToOp struct {
-	fut   Future[Void]
-	fd    AsyncFD
-	data  []byte
+	futureOp[Void]
 	rsa   unix.RawSockaddrAny
 	salen uint32
-	name  string
-}
-
-func (op *sendToOp) procName() string { return op.name }
-
-func (op *sendToOp) cancel() bool {
-	op.fut.d.removeOp(op.fd, poller.Write, op)
-	op.data = nil
-	return true
-}
-
-func (op *sendToOp) abort(err error) {
-	op.fut.tryFail(err)
-	op.data = nil
 }
 
 // ready makes one sendto: a datagram goes out whole or not at all.
 func (op *sendToOp) ready(s *fdState) bool {
-	fd := AsyncFD(s.fd)
 	if op.fut.state != pending {
+		// Cancelled while its wait list was being run: do nothing.
 		return true
 	}
-	_, err := sysSendTo(int(fd), op.data, unsafe.Pointer(&op.rsa), op.salen)
+	_, err := sysSendTo(s.fd, op.buf, unsafe.Pointer(&op.rsa), op.salen)
 	if err == unix.EAGAIN {
 		return false
 	}
-	op.data = nil
 	if err != nil {
-		op.fut.tryFail(os.NewSyscallError("sendto", err))
+		op.fail(os.NewSyscallError("sendto", err))
 	} else {
-		op.fut.tryComplete(Void{})
+		op.complete(Void{})
 	}
 	return true
 }
 
-func newSendTo(d *Dispatcher, name string, fd AsyncFD, data []byte) *sendToOp {
-	op := &sendToOp{fd: fd, data: data, name: name}
+func newSendTo(d *Dispatcher, name opName, fd AsyncFD, data []byte) *sendToOp {
+	op := &sendToOp{}
+	op.opBase = opBase{fd: fd, dir: poller.Write, name: name, buf: data}
 	op.fut.init(d, op, 3)
 	return op
 }
@@ -442,12 +376,12 @@ func newSendTo(d *Dispatcher, name string, fd AsyncFD, data []byte) *sendToOp {
 // does; data must not be modified until the future is finished. An
 // invalid address fails with ErrNoAddress.
 func (d *Dispatcher) SendTo(fd AsyncFD, data []byte, to netip.AddrPort, flags SocketFlag) *Future[Void] {
-	op := newSendTo(d, "SendTo", fd, data)
+	op := newSendTo(d, nameSendTo, fd, data)
 	if op.salen = encodeInet(&op.rsa, to); op.salen == 0 {
 		op.fut.tryFail(fmt.Errorf("%w: SendTo %v", ErrNoAddress, to))
 		return &op.fut
 	}
-	return start(d, &op.fut, op, fd, poller.Write)
+	return start(d, &op.fut, op)
 }
 
 // encodeInet writes ap into rsa as a sockaddr_in or sockaddr_in6 and
@@ -478,12 +412,12 @@ func encodeInet(rsa *unix.RawSockaddrAny, ap netip.AddrPort) uint32 {
 // too long path, or one with a NUL byte (but for an abstract name),
 // fails with ErrNoAddress.
 func (d *Dispatcher) SendToUnix(fd AsyncFD, data []byte, path string, flags SocketFlag) *Future[Void] {
-	op := newSendTo(d, "SendToUnix", fd, data)
+	op := newSendTo(d, nameSendToUnix, fd, data)
 	if op.salen = encodeUnix(&op.rsa, path); op.salen == 0 {
 		op.fut.tryFail(fmt.Errorf("%w: SendToUnix path %q", ErrNoAddress, path))
 		return &op.fut
 	}
-	return start(d, &op.fut, op, fd, poller.Write)
+	return start(d, &op.fut, op)
 }
 
 // encodeUnix writes path into rsa as a sockaddr_un and returns its

@@ -63,15 +63,25 @@ type fdState struct {
 	// send fails with it, so the peer never sees a stream with a hole in
 	// it (a message cut short, then the next one).
 	werr error
+	// stale: an operation was dequeued while a list of this fd was
+	// detached by runList, so that list may hold its stale entry; runList
+	// drops stale entries when it puts the list back.
+	stale bool
 }
 
 // waiter is a user callback or a pending operation of the package; b is
-// the operation's base if it has one (queueOp), by which dequeue finds it.
+// the operation's base if it has one (queueOp), by which dequeue finds it,
+// and gen the operation's generation when it was queued.
 type waiter struct {
-	cb Callback
-	op ioOp
-	b  *opBase
+	cb  Callback
+	op  ioOp
+	b   *opBase
+	gen uint32
 }
+
+// stale reports an entry of an operation that was dequeued or reused
+// since it was queued: it must not run, nor be aborted (sock_op.go).
+func (w *waiter) stale() bool { return w.b != nil && w.b.gen != w.gen }
 
 // ioOp is a pending operation on a descriptor (a recv, a send, an
 // accept...). ready is called with the descriptor's state (so the op
@@ -190,13 +200,14 @@ func (d *Dispatcher) unregister(s *fdState, err error) {
 	}
 	d.fds[s.fd] = nil
 	d.nfds--
-	for _, w := range rs {
-		if w.op != nil {
-			w.op.abort(err)
-		}
-	}
-	for _, w := range ws {
-		if w.op != nil {
+	abortAll(rs, err)
+	abortAll(ws, err)
+}
+
+// abortAll aborts the operations of list with err, but for stale entries.
+func abortAll(list []waiter, err error) {
+	for i := range list {
+		if w := &list[i]; w.op != nil && !w.stale() {
 			w.op.abort(err)
 		}
 	}
@@ -257,13 +268,22 @@ func (d *Dispatcher) addWaiter(fd AsyncFD, dir poller.Interest, w waiter) error 
 // queueOp puts op on its descriptor's wait list in its direction.
 func (d *Dispatcher) queueOp(op queuedOp) error {
 	b := op.base()
-	return d.addWaiter(b.fd, b.dir, waiter{op: op, b: b})
+	return d.addWaiter(b.fd, b.dir, waiter{op: op, b: b, gen: b.gen})
 }
 
 // dequeue takes the operation whose base is b off its wait list
-// (cancellation).
+// (cancellation). Its entry may be out of reach — in a list runList has
+// detached, while a callback ahead of it cancels it — so first the
+// operation's generation moves on: whatever entry it left anywhere is
+// stale from now on and never runs (runList and the aborts skip it), even
+// if the operation is reused at once on another descriptor.
 func (d *Dispatcher) dequeue(b *opBase) {
-	d.removeWaiter(b.fd, b.dir, func(w *waiter) bool { return w.b == b })
+	b.gen++
+	if !d.removeWaiter(b.fd, b.dir, func(w *waiter) bool { return w.b == b }) {
+		if s := d.lookup(b.fd); s != nil && s.busy {
+			s.stale = true
+		}
+	}
 }
 
 // removeOp takes a pending operation without a base (WaitProcess) off
@@ -347,11 +367,14 @@ func (d *Dispatcher) dispatchEvent(ev poller.Event) {
 		s.armed = want
 	}
 	s.busy = false
+	s.stale = false
 	d.recount(s)
 }
 
 // runList runs the callbacks in *list in order until one is not done; it
-// and the rest are kept, followed by callbacks added meanwhile.
+// and the rest are kept, followed by callbacks added meanwhile. Stale
+// entries (an operation dequeued or reused while the list was detached)
+// are skipped and dropped.
 func (d *Dispatcher) runList(s *fdState, list *[]waiter) {
 	cur := *list
 	*list = nil
@@ -364,15 +387,15 @@ func (d *Dispatcher) runList(s *fdState, list *[]waiter) {
 		}
 		if d.fds[s.fd] != s {
 			// Unregistered meanwhile: abort what was not run.
-			for _, w := range cur[i:] {
-				if w.op != nil {
-					w.op.abort(ErrNotRegistered)
-				}
-			}
+			abortAll(cur[i:], ErrNotRegistered)
 			return
 		}
 		if i < len(cur) {
-			*list = append(cur[i:len(cur):len(cur)], *list...)
+			rest := cur[i:len(cur):len(cur)]
+			if s.stale {
+				rest = slices.DeleteFunc(rest, func(w waiter) bool { return w.stale() })
+			}
+			*list = append(rest, *list...)
 		} else if *list == nil {
 			// All ran and none was added: keep the array for the next
 			// wait, so a wait costs no allocation of the list.
@@ -381,12 +404,15 @@ func (d *Dispatcher) runList(s *fdState, list *[]waiter) {
 		}
 	}()
 	for i < len(cur) {
-		w := cur[i]
+		w := &cur[i]
 		var done bool
-		if w.op != nil {
-			done = w.op.ready(s)
-		} else {
+		switch {
+		case w.op == nil:
 			done = w.cb(AsyncFD(s.fd))
+		case w.stale():
+			done = true
+		default:
+			done = w.op.ready(s)
 		}
 		if !done {
 			return

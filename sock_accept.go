@@ -84,10 +84,6 @@ type acceptOp[T any] struct {
 }
 
 func (op *acceptOp[T]) ready(*fdState) bool {
-	if op.fut.state != pending {
-		// Cancelled while its wait list was being run: do nothing.
-		return true
-	}
 	var rsa *unix.RawSockaddrAny
 	var alen *uint32
 	if op.name == nameAcceptAddr {

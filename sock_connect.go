@@ -58,10 +58,6 @@ func (op *connectOp) abort(err error) {
 
 // ready: the socket became writable, the attempt in progress is over.
 func (op *connectOp) ready(s *fdState) bool {
-	if op.fut.state != pending {
-		op.queued = false
-		return true
-	}
 	switch err := connectResult(AsyncFD(s.fd)); err {
 	case errConnecting:
 		return false

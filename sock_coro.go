@@ -17,7 +17,10 @@ import "github.com/asyncdispatch/asyncdispatch/internal/poller"
 // echo server, written with these, makes no garbage at all).
 //
 // What must stay true: the reused future is reset only after Await has
-// returned, when its callbacks have run and no wait list holds it.
+// returned, when its callbacks have run and no wait list holds a live entry
+// of it. An entry of the last use may still sit in a list that was
+// detached when the use was cancelled; the reset moves the operation to a
+// new generation, so that entry is stale and never runs (sock_op.go).
 
 // coroOp is a coroutine's reusable operation: a receive (nameRecvInto),
 // a send (nameSend) or a readiness wait (nameWaitReadable,
@@ -27,10 +30,6 @@ type coroOp struct {
 }
 
 func (op *coroOp) ready(s *fdState) bool {
-	if op.fut.state != pending {
-		// Cancelled while its wait list was being run: do nothing.
-		return true
-	}
 	var (
 		n    int
 		err  error
@@ -77,8 +76,11 @@ func (co *Coro) use(name opName, fd AsyncFD, dir poller.Interest, skip int) *cor
 		op = &coroOp{}
 		co.op = op
 	}
+	// A new generation: an entry the last use left behind on a wait
+	// list (cancelled while the list was detached) is stale.
+	gen := op.gen + 1
 	*op = coroOp{}
-	op.opBase = opBase{fd: fd, dir: dir, name: name}
+	op.opBase = opBase{fd: fd, gen: gen, dir: dir, name: name}
 	op.fut.init(co.d, op, skip+1)
 	return op
 }

@@ -21,10 +21,6 @@ type recvOp[T any] struct {
 // ready makes one receive: true when the future is finished, false on
 // EAGAIN (wait for the next readiness).
 func (op *recvOp[T]) ready(s *fdState) bool {
-	if op.fut.state != pending {
-		// Cancelled while its wait list was being run: do nothing.
-		return true
-	}
 	n, err, done := op.recvOnce(s)
 	if !done {
 		return false
@@ -137,10 +133,6 @@ type sendOp struct {
 // that would return EAGAIN. So one ready call writes at most one socket
 // buffer, and a huge send cannot hold the loop.
 func (op *sendOp) ready(s *fdState) bool {
-	if op.fut.state != pending {
-		// Cancelled while its wait list was being run: do nothing.
-		return true
-	}
 	err, done := op.sendSome(s)
 	if !done {
 		return false
@@ -247,10 +239,6 @@ type recvFromOp struct {
 }
 
 func (op *recvFromOp) ready(s *fdState) bool {
-	if op.fut.state != pending {
-		// Cancelled while its wait list was being run: do nothing.
-		return true
-	}
 	op.alen = unix.SizeofSockaddrAny
 	n, err := sysRecvFrom(s.fd, op.buf, op.flags.osFlags(), &op.rsa, &op.alen)
 	if err == unix.EAGAIN {
@@ -345,10 +333,6 @@ type sendToOp struct {
 
 // ready makes one sendto: a datagram goes out whole or not at all.
 func (op *sendToOp) ready(s *fdState) bool {
-	if op.fut.state != pending {
-		// Cancelled while its wait list was being run: do nothing.
-		return true
-	}
 	_, err := sysSendTo(s.fd, op.buf, unsafe.Pointer(&op.rsa), op.salen)
 	if err == unix.EAGAIN {
 		return false

@@ -18,6 +18,17 @@ import "github.com/asyncdispatch/asyncdispatch/internal/poller"
 //   - an operation is on at most one wait list, its own descriptor's in
 //     its own direction, and leaves it through runList (ready reported
 //     true), through unregister (abort) or through dequeue (cancellation);
+//   - a cancelled operation never does I/O and is never aborted, whatever
+//     the order of callbacks and cancellations. Its entry cannot always
+//     be removed: runList detaches a list while it runs it, and a callback
+//     ahead of the operation may cancel it and stay on the list. So each
+//     entry carries the operation's generation (gen) from when it was
+//     queued, dequeue and reuse (the coroutine's operation, Coro.use)
+//     advance gen, and the wait-list code never calls ready or abort
+//     through an entry whose generation is not the operation's
+//     (waiter.stale). Otherwise the entry would run on the descriptor's
+//     next readiness, with the reused operation's buffer and future —
+//     receiving from, or sending to, the wrong socket;
 //   - buf belongs to the operation from its start until it is finished or
 //     cancelled; then it is released (set to nil), so the caller may use
 //     its buffer again and nothing the package holds pins it.
@@ -31,6 +42,10 @@ type opBase struct {
 	// buf is the receive buffer, or what is left to send.
 	buf []byte
 	fd  AsyncFD
+	// gen is the operation's generation: see "What must stay true".
+	// A stale entry lives no longer than the runList that detached its
+	// list, so gen wrapping around is harmless.
+	gen uint32
 	dir poller.Interest
 	// name is the operation's name (procName), as a small number: the
 	// coroutine's reusable operation, kept for the coroutine's life, stays

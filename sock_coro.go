@@ -82,6 +82,13 @@ func (co *Coro) use(name opName, fd AsyncFD, dir poller.Interest, skip int) *cor
 	*op = coroOp{}
 	op.opBase = opBase{fd: fd, gen: gen, dir: dir, name: name}
 	op.fut.init(co.d, op, skip+1)
+	// Seen from the start: nobody but the Await of the call ever sees this
+	// future, and that Await returns every outcome to the procedure, so a
+	// failure cannot go unread. Otherwise each failure would attach an
+	// unseen-failure cleanup (future_unseen.go) to this one object, which
+	// lives as long as the coroutine: memory growing with every failed
+	// call although every error was read.
+	op.fut.seen = true
 	return op
 }
 

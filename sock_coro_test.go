@@ -452,3 +452,52 @@ func TestCancelledCoroOpNeverDoesIO(t *testing.T) {
 		wait(t, p)
 	})
 }
+
+// Failed co.RecvInto and co.Send calls, each error read by the procedure,
+// leave nothing behind: the coroutine's reused operation does not collect
+// a record per failure (a pooled coroutine lives as long as its
+// dispatcher), so memory stays flat however many fail.
+func TestFailedCoroIOKeepsMemoryFlat(t *testing.T) {
+	d := newD(t)
+	a, b := socketPair(t, d)
+	unix.Shutdown(int(b), unix.SHUT_RDWR) // a's sends now fail with EPIPE
+	unregistered := ad.AsyncFD(1 << 16)
+	failMany := func(n int) {
+		t.Helper()
+		p := ad.Async(d, func(co *ad.Coro) (int, error) {
+			buf := make([]byte, 16)
+			for i := 0; i < n; i++ {
+				if _, err := co.RecvInto(unregistered, buf, 0); !errors.Is(err, ad.ErrNotRegistered) {
+					return i, fmt.Errorf("receive %d: %v, want ErrNotRegistered", i, err)
+				}
+				if err := co.Send(a, buf, 0); !errors.Is(err, unix.EPIPE) {
+					return i, fmt.Errorf("send %d: %v, want EPIPE", i, err)
+				}
+			}
+			return n, nil
+		})
+		if _, err := ad.WaitFor(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	failMany(1000) // warm up: the coroutine, its operation, the pool
+	before := heap()
+	const n = 200_000
+	failMany(n)
+	after := heap()
+	growth := int64(after) - int64(before)
+	t.Logf("heap %d -> %d bytes after %d failed receives and %d failed sends (%.1f bytes per failure)",
+		before, after, n, n, float64(growth)/(2*n))
+	// Generous: a record per failure costs well over 100 bytes (40 MB
+	// here); 4 MiB is noise.
+	if growth > 4<<20 {
+		t.Fatalf("heap grew by %d bytes after %d failed operations", growth, 2*n)
+	}
+}

@@ -288,7 +288,9 @@ func (w *blockedWrite[T]) cancel() bool {
 // concatenated (Nim's readAll, for string streams; here for []byte
 // streams too). If the stream fails, the future fails with its error
 // (after the values written before Fail were read). Cancelling the future
-// cancels the pending read.
+// cancels the pending read and discards what was read until then (those
+// values have left the stream), including a value that reached the
+// pending read in the round of the Cancel.
 func ReadAll[S ~[]byte | ~string](fs *FutureStream[S]) *Future[S] {
 	if fs == nil {
 		r := NewFuture[S](nil, "ReadAll")

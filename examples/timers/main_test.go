@@ -25,10 +25,10 @@ func TestTimers(t *testing.T) {
 		"slow job finished within 2 units: false",
 		"tick 1",
 		"slow job: done",
+		"long job: stopped: asyncdispatch: future was cancelled",
 		"gave up on the long job: asyncdispatch: timed out (ErrTimeout: true)",
 		`slow job's result: "slow job result"`,
 		"an hour's pause, cancelled: asyncdispatch: future was cancelled",
-		"long job: stopped: asyncdispatch: future was cancelled",
 		"tick 2",
 		"nothing pending any more",
 	}

@@ -63,6 +63,10 @@ type fdState struct {
 	// send fails with it, so the peer never sees a stream with a hole in
 	// it (a message cut short, then the next one).
 	werr error
+	// notSock: recv(2) or send(2) on this fd failed with ENOTSOCK; it is
+	// a pipe, a FIFO or a terminal, and read(2) and write(2) serve its
+	// Recv and Send from then on (fdState.recv, fdState.send).
+	notSock bool
 	// stale: an operation was dequeued while a list of this fd was
 	// detached by runList, so that list may hold its stale entry; runList
 	// drops stale entries when it puts the list back.

@@ -1,6 +1,7 @@
 package asyncdispatch
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -37,7 +38,7 @@ func (op *recvOp[T]) ready(s *fdState) bool {
 // false on EAGAIN (wait for the next readiness). A reset under SafeDisconn
 // is end of file. It keeps the fd's drained hint up to date.
 func (b *opBase) recvOnce(s *fdState) (n int, err error, done bool) {
-	n, err = sysRecv(s.fd, b.buf, b.flags.osFlags())
+	n, err = s.recv(b.buf, b.flags)
 	switch {
 	case err == nil:
 		if n > 0 && n < len(b.buf) {
@@ -49,8 +50,55 @@ func (b *opBase) recvOnce(s *fdState) (n int, err error, done bool) {
 		return 0, nil, false
 	case b.flags&SafeDisconn != 0 && isDisconn(err):
 		return 0, nil, true
+	case err == errPeekNotSocket:
+		return 0, notSocketError(b, s, "Peek", "recv"), true
+	case s.notSock:
+		return 0, os.NewSyscallError("read", err), true
 	}
 	return 0, os.NewSyscallError("recv", err), true
+}
+
+// recv is recv(2) on a socket and read(2) on any other descriptor (a
+// pipe, a FIFO, a terminal): the first ENOTSOCK is remembered, and the
+// same call is made with read(2) at once and every time after. Peek needs
+// a socket: on anything else it fails (errPeekNotSocket).
+func (s *fdState) recv(p []byte, flags SocketFlag) (int, error) {
+	if !s.notSock {
+		n, err := sysRecv(s.fd, p, flags.osFlags())
+		if err != unix.ENOTSOCK {
+			return n, err
+		}
+		s.notSock = true
+	}
+	if flags&Peek != 0 {
+		return 0, errPeekNotSocket
+	}
+	return sysRead(s.fd, p)
+}
+
+// send is send(2) with MSG_NOSIGNAL on a socket and write(2) on any other
+// descriptor, as recv is.
+func (s *fdState) send(p []byte) (int, error) {
+	if !s.notSock {
+		n, err := sysSend(s.fd, p)
+		if err != unix.ENOTSOCK {
+			return n, err
+		}
+		s.notSock = true
+	}
+	return sysWrite(s.fd, p)
+}
+
+// errPeekNotSocket: Peek on a descriptor that is not a socket (recv
+// turns it into notSocketError).
+var errPeekNotSocket = errors.New("asyncdispatch: Peek on a descriptor that is not a socket")
+
+// notSocketError is the error of what needs a socket (what: Peek,
+// RecvFromInto, SendTo) on a descriptor that is not one. It matches
+// syscall.ENOTSOCK and holds an *os.SyscallError of call.
+func notSocketError(b *opBase, s *fdState, what, call string) error {
+	return fmt.Errorf("asyncdispatch: %s on fd %d: %s needs a socket, and fd %d is not one: %w",
+		b.procName(), s.fd, what, s.fd, os.NewSyscallError(call, unix.ENOTSOCK))
 }
 
 func bytesResult(buf []byte, n int) []byte {
@@ -94,6 +142,11 @@ func newRecv[T any](d *Dispatcher, name opName, fd AsyncFD, buf []byte, flags So
 // receives on one socket complete in the order they were issued. A
 // negative size fails with ErrNegative; an fd that is not registered with
 // ErrNotRegistered; CloseSocket of fd fails it with ErrClosedSocket.
+//
+// fd may also be a pipe, a FIFO or a terminal registered with Register:
+// the receive that finds it is not a socket (recv(2) says ENOTSOCK) uses
+// read(2) instead, and so do all later ones. Peek needs a socket: on
+// anything else it fails with an error matching syscall.ENOTSOCK.
 func (d *Dispatcher) Recv(fd AsyncFD, size int, flags SocketFlag) *Future[[]byte] {
 	if size < 0 {
 		return failedFuture[[]byte](d, "Recv", fmt.Errorf("%w: Recv size %d", ErrNegative, size))
@@ -157,7 +210,7 @@ func (b *opBase) sendSome(s *fdState) (err error, done bool) {
 		return s.werr, true
 	}
 	for len(b.buf) > 0 {
-		n, err := sysSend(s.fd, b.buf)
+		n, err := s.send(b.buf)
 		if err == unix.EAGAIN {
 			return nil, false
 		}
@@ -166,7 +219,11 @@ func (b *opBase) sendSome(s *fdState) (err error, done bool) {
 			if b.flags&SafeDisconn != 0 && isDisconn(err) {
 				return nil, true
 			}
-			serr := os.NewSyscallError("send", err)
+			call := "send"
+			if s.notSock {
+				call = "write"
+			}
+			serr := os.NewSyscallError(call, err)
 			if b.wrote {
 				s.werr = serr
 			}
@@ -205,6 +262,10 @@ func newSend(d *Dispatcher, name opName, fd AsyncFD, data []byte, flags SocketFl
 // poll). data is not copied: it must not be modified until the future is
 // finished. Cancelling a send that has written part of data leaves the
 // stream with a partial message.
+//
+// fd may also be a pipe, a FIFO or a terminal registered with Register:
+// write(2) is used for it (see Recv). A write to a pipe whose reader is
+// gone fails with EPIPE (hidden by SafeDisconn); no SIGPIPE is raised.
 func (d *Dispatcher) Send(fd AsyncFD, data []byte, flags SocketFlag) *Future[Void] {
 	return newSend(d, nameSend, fd, data, flags)
 }
@@ -239,12 +300,21 @@ type recvFromOp struct {
 }
 
 func (op *recvFromOp) ready(s *fdState) bool {
+	if s.notSock {
+		op.fail(notSocketError(&op.opBase, s, "a sender's address", "recvfrom"))
+		return true
+	}
 	op.alen = unix.SizeofSockaddrAny
 	n, err := sysRecvFrom(s.fd, op.buf, op.flags.osFlags(), &op.rsa, &op.alen)
-	if err == unix.EAGAIN {
+	switch err {
+	case nil:
+	case unix.EAGAIN:
 		return false
-	}
-	if err != nil {
+	case unix.ENOTSOCK:
+		s.notSock = true
+		op.fail(notSocketError(&op.opBase, s, "a sender's address", "recvfrom"))
+		return true
+	default:
 		op.fail(os.NewSyscallError("recvfrom", err))
 		return true
 	}
@@ -312,7 +382,8 @@ func htons(p uint16) uint16 {
 // written through a pointer). Errors fail the future whatever the flags
 // (as in Nim, SafeDisconn does not apply); Peek leaves the datagram
 // queued. A nil buf fails with ErrNilBuffer. It tries first and keeps
-// order as Recv does.
+// order as Recv does. On a descriptor that is not a socket it fails with
+// an error matching syscall.ENOTSOCK.
 func (d *Dispatcher) RecvFromInto(fd AsyncFD, buf []byte, flags SocketFlag) *Future[RecvFromResult] {
 	if buf == nil {
 		return failedFuture[RecvFromResult](d, "RecvFromInto", ErrNilBuffer)
@@ -333,14 +404,21 @@ type sendToOp struct {
 
 // ready makes one sendto: a datagram goes out whole or not at all.
 func (op *sendToOp) ready(s *fdState) bool {
-	_, err := sysSendTo(s.fd, op.buf, unsafe.Pointer(&op.rsa), op.salen)
-	if err == unix.EAGAIN {
-		return false
+	if s.notSock {
+		op.fail(notSocketError(&op.opBase, s, "a destination address", "sendto"))
+		return true
 	}
-	if err != nil {
-		op.fail(os.NewSyscallError("sendto", err))
-	} else {
+	_, err := sysSendTo(s.fd, op.buf, unsafe.Pointer(&op.rsa), op.salen)
+	switch err {
+	case nil:
 		op.complete(Void{})
+	case unix.EAGAIN:
+		return false
+	case unix.ENOTSOCK:
+		s.notSock = true
+		op.fail(notSocketError(&op.opBase, s, "a destination address", "sendto"))
+	default:
+		op.fail(os.NewSyscallError("sendto", err))
 	}
 	return true
 }
@@ -358,7 +436,8 @@ func newSendTo(d *Dispatcher, name opName, fd AsyncFD, data []byte) *sendToOp {
 // are accepted for symmetry and, as in Nim, ignored: every error fails the
 // future (SIGPIPE is never raised). It tries first and keeps order as Send
 // does; data must not be modified until the future is finished. An
-// invalid address fails with ErrNoAddress.
+// invalid address fails with ErrNoAddress; a descriptor that is not a
+// socket with an error matching syscall.ENOTSOCK.
 func (d *Dispatcher) SendTo(fd AsyncFD, data []byte, to netip.AddrPort, flags SocketFlag) *Future[Void] {
 	op := newSendTo(d, nameSendTo, fd, data)
 	if op.salen = encodeInet(&op.rsa, to); op.salen == 0 {

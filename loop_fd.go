@@ -1,6 +1,7 @@
 package asyncdispatch
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -198,10 +199,9 @@ func (d *Dispatcher) unregister(s *fdState, err error) {
 	}
 	rs, ws := s.readers, s.writers
 	s.readers, s.writers = nil, nil
-	if s.armed != 0 {
-		d.poller.Set(s.fd, s.token(), s.armed, 0)
-		s.armed = 0
-	}
+	// No interest may outlive the registration: a failure here can only
+	// mean the kernel has no entry for the descriptor already.
+	d.setInterest(s, 0)
 	d.fds[s.fd] = nil
 	d.nfds--
 	abortAll(rs, err)
@@ -254,19 +254,42 @@ func (d *Dispatcher) addWaiter(fd AsyncFD, dir poller.Interest, w waiter) error 
 	} else {
 		s.writers = append(s.writers, w)
 	}
-	if s.armed&dir == 0 {
-		if err := d.poller.Set(s.fd, s.token(), s.armed, s.armed|dir); err != nil {
-			if dir == poller.Read {
-				s.readers = s.readers[:len(s.readers)-1]
-			} else {
-				s.writers = s.writers[:len(s.writers)-1]
-			}
-			return err
+	if err := d.setInterest(s, s.armed|dir); err != nil {
+		if dir == poller.Read {
+			s.readers = s.readers[:len(s.readers)-1]
+		} else {
+			s.writers = s.writers[:len(s.writers)-1]
 		}
-		s.armed |= dir
+		return err
 	}
 	d.recount(s)
 	return nil
+}
+
+// setInterest makes the poller report exactly want for s's descriptor.
+// Every change of interest goes through it, with one error policy:
+// s.armed always says what the kernel has. On success that is want. On
+// failure epoll_ctl changed nothing, so armed keeps its value — but for
+// ENOENT and EBADF, which say the kernel has no entry for the descriptor
+// at all (it was closed behind the dispatcher's back, which removes it),
+// where armed becomes 0, so the next arming adds it afresh. The error is
+// returned: a caller that adds interest fails what needed it (addWaiter)
+// or tries again later (a listener backing off); a caller that removes
+// interest (the lazy disarm, a listener starting to back off,
+// unregister) goes on, and since armed still shows the interest, a failed
+// disarm is tried again the next time it is due.
+func (d *Dispatcher) setInterest(s *fdState, want poller.Interest) error {
+	if want == s.armed {
+		return nil
+	}
+	err := d.poller.Set(s.fd, s.token(), s.armed, want)
+	switch {
+	case err == nil:
+		s.armed = want
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.EBADF):
+		s.armed = 0
+	}
+	return err
 }
 
 // queueOp puts op on its descriptor's wait list in its direction.
@@ -366,10 +389,9 @@ func (d *Dispatcher) dispatchEvent(ev poller.Event) {
 			want &^= poller.Write
 		}
 	}
-	if want != s.armed {
-		d.poller.Set(s.fd, s.token(), s.armed, want)
-		s.armed = want
-	}
+	// A failed disarm leaves the interest armed, and armed saying so:
+	// the next event with nobody waiting tries again.
+	d.setInterest(s, want)
 	s.busy = false
 	s.stale = false
 	d.recount(s)

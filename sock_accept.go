@@ -223,13 +223,9 @@ func (d *Dispatcher) unparkListener(bo *acceptBackoff) {
 		d.forgetListener(s)
 		return
 	}
-	if len(s.readers) > 0 && s.armed&poller.Read == 0 {
-		if d.poller.Set(s.fd, s.token(), s.armed, s.armed|poller.Read) != nil {
-			// Could not re-arm (out of memory?): wait another round.
-			d.parkListener(s, unix.ENOMEM)
-			return
-		}
-		s.armed |= poller.Read
+	if len(s.readers) > 0 && d.setInterest(s, s.armed|poller.Read) != nil {
+		// Could not re-arm (out of memory?): wait another round.
+		d.parkListener(s, unix.ENOMEM)
 	}
 }
 
@@ -260,10 +256,7 @@ func (d *Dispatcher) forgetListener(s *fdState) {
 // dispatchEvent keeps what it finds in s.armed, so this holds even when
 // called from a ready callback of s.
 func (d *Dispatcher) disarmRead(s *fdState) {
-	if s.armed&poller.Read != 0 {
-		d.poller.Set(s.fd, s.token(), s.armed, s.armed&^poller.Read)
-		s.armed &^= poller.Read
-	}
+	d.setInterest(s, s.armed&^poller.Read)
 }
 
 func acceptedFD(client AsyncFD, _ *unix.RawSockaddrAny) (AsyncFD, error) { return client, nil }

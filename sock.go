@@ -8,13 +8,13 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/poller"
+	"github.com/asyncdispatch/asyncdispatch/internal/sockaddr"
 	"github.com/asyncdispatch/asyncdispatch/internal/sys"
 )
 
@@ -226,7 +226,7 @@ func (d *Dispatcher) Listen(network, address string) (AsyncFD, error) {
 	fd, err := d.bindListen(la.domain, la.sockType, la.proto, la.sa, la.listen, la.v6only)
 	if err != nil && la.fallback4 && errors.Is(err, unix.EAFNOSUPPORT) {
 		// No IPv6 on this machine: the IPv4 wildcard then.
-		sa := inetSockaddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(la.port)))
+		sa := sockaddr.Inet(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(la.port)))
 		return d.bindListen(unix.AF_INET, la.sockType, la.proto, sa, la.listen, false)
 	}
 	return fd, err
@@ -301,7 +301,7 @@ func parseListenAddr(network, address string) (listenAddr, error) {
 		la.fallback4 = last != '6'
 	}
 	la.domain = familyOf(ip)
-	la.sa = inetSockaddr(netip.AddrPortFrom(ip, uint16(port)))
+	la.sa = sockaddr.Inet(netip.AddrPortFrom(ip, uint16(port)))
 	return la, nil
 }
 
@@ -352,49 +352,13 @@ func familyOf(ip netip.Addr) int {
 	return unix.AF_INET6
 }
 
-// inetSockaddr converts an address for unix.Bind and unix.Connect
-// (IPv4-mapped addresses stay IPv6, for dual-stack sockets).
-func inetSockaddr(ap netip.AddrPort) unix.Sockaddr {
-	ip := ap.Addr()
-	if ip.Is4() {
-		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ip.As4()}
-	}
-	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16(), ZoneId: zoneID(ip.Zone())}
-}
-
-// zoneID is the interface index of an IPv6 zone ("" is 0; a number is
-// taken as the index).
-func zoneID(zone string) uint32 {
-	if zone == "" {
-		return 0
-	}
-	if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
-		return uint32(n)
-	}
-	if ifi, err := net.InterfaceByName(zone); err == nil {
-		return uint32(ifi.Index)
-	}
-	return 0
-}
-
 // unixSockaddr checks a socket path; a leading '@' names an abstract
 // socket (as in Go's net package).
 func unixSockaddr(path string) (*unix.SockaddrUnix, error) {
-	if !validUnixPath(path) {
+	if !sockaddr.ValidUnixPath(path) {
 		return nil, addrError("invalid Unix socket path", path)
 	}
 	return &unix.SockaddrUnix{Name: path}, nil
-}
-
-// validUnixPath reports whether path fits a sockaddr_un and names what it
-// says: not empty, shorter than sun_path, and without a NUL unless it is
-// abstract (the kernel would stop at the NUL and use another socket).
-func validUnixPath(path string) bool {
-	var raw unix.RawSockaddrUnix
-	if path == "" || len(path) >= len(raw.Path) {
-		return false
-	}
-	return path[0] == '@' || strings.IndexByte(path, 0) < 0
 }
 
 // GetLocalAddr returns the local address of a socket (Nim's
@@ -402,33 +366,34 @@ func validUnixPath(path string) bool {
 // ("127.0.0.1", "::1") and the port; for a Unix socket, its path (empty if
 // unbound) and port 0.
 func GetLocalAddr(fd AsyncFD) (address string, port int, err error) {
-	sa, err := unix.Getsockname(int(fd))
+	var rsa unix.RawSockaddrAny
+	alen, err := sockaddr.Getsockname(int(fd), &rsa)
 	if err != nil {
 		return "", 0, os.NewSyscallError("getsockname", err)
 	}
-	return sockaddrString(sa)
+	return hostPort(&rsa, alen)
 }
 
 // GetPeerAddr returns the address of a connected socket's peer (Nim's
 // nativesockets.getPeerAddr), formatted as GetLocalAddr does.
 func GetPeerAddr(fd AsyncFD) (address string, port int, err error) {
-	sa, err := unix.Getpeername(int(fd))
+	var rsa unix.RawSockaddrAny
+	alen, err := sockaddr.Getpeername(int(fd), &rsa)
 	if err != nil {
 		return "", 0, os.NewSyscallError("getpeername", err)
 	}
-	return sockaddrString(sa)
+	return hostPort(&rsa, alen)
 }
 
-func sockaddrString(sa unix.Sockaddr) (string, int, error) {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrFrom4(a.Addr).String(), a.Port, nil
-	case *unix.SockaddrInet6:
-		return netip.AddrFrom16(a.Addr).Unmap().String(), a.Port, nil
-	case *unix.SockaddrUnix:
-		return a.Name, 0, nil
+func hostPort(rsa *unix.RawSockaddrAny, alen uint32) (string, int, error) {
+	ap, path, err := sockaddr.Decode(rsa, alen)
+	switch {
+	case err != nil:
+		return "", 0, fmt.Errorf("asyncdispatch: %w %d", err, rsa.Addr.Family)
+	case !ap.IsValid():
+		return path, 0, nil
 	}
-	return "", 0, fmt.Errorf("asyncdispatch: unknown socket family %T", sa)
+	return sockaddr.Host(ap.Addr()), int(ap.Port()), nil
 }
 
 // bytesOf views s as bytes without copying, for operations that only read

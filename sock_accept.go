@@ -2,14 +2,13 @@ package asyncdispatch
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/poller"
+	"github.com/asyncdispatch/asyncdispatch/internal/sockaddr"
 )
 
 // Accepting, and surviving descriptor exhaustion.
@@ -262,23 +261,22 @@ func (d *Dispatcher) disarmRead(s *fdState) {
 func acceptedFD(client AsyncFD, _ *unix.RawSockaddrAny) (AsyncFD, error) { return client, nil }
 
 func acceptedAddr(client AsyncFD, rsa *unix.RawSockaddrAny) (AcceptResult, error) {
-	addr, err := addrString(rsa)
+	addr, err := peerHost(rsa, unix.SizeofSockaddrAny)
 	return AcceptResult{Address: addr, Client: client}, err
 }
 
-// addrString formats a peer address as Nim's getAddrString does.
-func addrString(rsa *unix.RawSockaddrAny) (string, error) {
-	switch rsa.Addr.Family {
-	case unix.AF_INET:
-		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		return netip.AddrFrom4(p.Addr).String(), nil
-	case unix.AF_INET6:
-		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		return netip.AddrFrom16(p.Addr).Unmap().String(), nil
-	case unix.AF_UNIX:
+// peerHost formats a peer address as Nim's getAddrString does: the IP
+// address without port and zone ("127.0.0.1", "::1", an IPv4-mapped one
+// as IPv4), "unix" for an AF_UNIX peer.
+func peerHost(rsa *unix.RawSockaddrAny, alen uint32) (string, error) {
+	ap, _, err := sockaddr.Decode(rsa, alen)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("asyncdispatch: %w %d in getAddrString", err, rsa.Addr.Family)
+	case !ap.IsValid():
 		return "unix", nil
 	}
-	return "", fmt.Errorf("asyncdispatch: unknown socket family %d in getAddrString", rsa.Addr.Family)
+	return sockaddr.Host(ap.Addr()), nil
 }
 
 // AcceptAddr accepts a connection on the listening socket fd and completes

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/poller"
+	"github.com/asyncdispatch/asyncdispatch/internal/sockaddr"
 	"github.com/asyncdispatch/asyncdispatch/internal/sys"
 )
 
@@ -124,7 +125,7 @@ func (op *connectOp) tryNext() bool {
 		ap := netip.AddrPortFrom(op.addrs[op.next], uint16(op.port))
 		op.next++
 		op.cur = ap.String()
-		sa := inetSockaddr(ap)
+		sa := sockaddr.Inet(ap)
 		err := startConnect(op.fd, sa)
 		if op.next > 1 && errors.Is(err, unix.ECONNABORTED) {
 			// The socket still says "connecting" after the failed attempt

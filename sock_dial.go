@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/poller"
+	"github.com/asyncdispatch/asyncdispatch/internal/sockaddr"
 )
 
 // DialFallbackDelay is how long Dial lets a connection attempt run alone
@@ -213,7 +214,7 @@ func (op *dialOp) startNext() {
 			op.record(idx, &ConnectError{Addr: ap.String(), Err: err})
 			continue
 		}
-		switch err := startConnect(fd, inetSockaddr(ap)); err {
+		switch err := startConnect(fd, sockaddr.Inet(ap)); err {
 		case nil:
 			op.win(&dialAttempt{opBase: opBase{fd: fd}, op: op, idx: idx, addr: ap})
 			return

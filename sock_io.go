@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/poller"
+	"github.com/asyncdispatch/asyncdispatch/internal/sockaddr"
 )
 
 // recvOp is a pending Recv, RecvString or RecvInto. result makes the
@@ -319,62 +320,10 @@ func (op *recvFromOp) ready(s *fdState) bool {
 		return true
 	}
 	r := RecvFromResult{N: n}
-	r.From, r.Path = decodeSockaddr(&op.rsa, op.alen)
+	// An address of another family leaves both empty, as documented.
+	r.From, r.Path, _ = sockaddr.Decode(&op.rsa, op.alen)
 	op.complete(r)
 	return true
-}
-
-// decodeSockaddr reads a raw socket address without allocating (but for
-// a Unix path).
-func decodeSockaddr(rsa *unix.RawSockaddrAny, alen uint32) (netip.AddrPort, string) {
-	switch rsa.Addr.Family {
-	case unix.AF_INET:
-		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), ntohs(p.Port)), ""
-	case unix.AF_INET6:
-		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		ip := netip.AddrFrom16(p.Addr)
-		if p.Scope_id != 0 {
-			ip = ip.WithZone(fmt.Sprint(p.Scope_id))
-		}
-		return netip.AddrPortFrom(ip, ntohs(p.Port)), ""
-	case unix.AF_UNIX:
-		p := (*unix.RawSockaddrUnix)(unsafe.Pointer(rsa))
-		n := int(alen) - int(unsafe.Offsetof(p.Path))
-		if n <= 0 {
-			return netip.AddrPort{}, ""
-		}
-		if n > len(p.Path) {
-			n = len(p.Path)
-		}
-		b := unsafe.Slice((*byte)(unsafe.Pointer(&p.Path[0])), n)
-		if b[0] == 0 {
-			// Abstract: the name is every byte after the NUL.
-			return netip.AddrPort{}, "@" + string(b[1:])
-		}
-		for i, c := range b {
-			if c == 0 {
-				b = b[:i]
-				break
-			}
-		}
-		return netip.AddrPort{}, string(b)
-	}
-	return netip.AddrPort{}, ""
-}
-
-// ntohs turns a port in network byte order, as stored in a raw sockaddr,
-// into a number.
-func ntohs(p uint16) uint16 {
-	b := (*[2]byte)(unsafe.Pointer(&p))
-	return uint16(b[0])<<8 | uint16(b[1])
-}
-
-func htons(p uint16) uint16 {
-	var r uint16
-	b := (*[2]byte)(unsafe.Pointer(&r))
-	b[0], b[1] = byte(p>>8), byte(p)
-	return r
 }
 
 // RecvFromInto receives one datagram into buf and completes with its size
@@ -440,34 +389,11 @@ func newSendTo(d *Dispatcher, name opName, fd AsyncFD, data []byte) *sendToOp {
 // socket with an error matching syscall.ENOTSOCK.
 func (d *Dispatcher) SendTo(fd AsyncFD, data []byte, to netip.AddrPort, flags SocketFlag) *Future[Void] {
 	op := newSendTo(d, nameSendTo, fd, data)
-	if op.salen = encodeInet(&op.rsa, to); op.salen == 0 {
+	if op.salen = sockaddr.EncodeInet(&op.rsa, to); op.salen == 0 {
 		op.fut.tryFail(fmt.Errorf("%w: SendTo %v", ErrNoAddress, to))
 		return &op.fut
 	}
 	return start(d, &op.fut, op)
-}
-
-// encodeInet writes ap into rsa as a sockaddr_in or sockaddr_in6 and
-// returns its length, 0 if ap is not valid (FuzzSockaddrRoundTrip checks
-// that decodeSockaddr gives ap back).
-func encodeInet(rsa *unix.RawSockaddrAny, ap netip.AddrPort) uint32 {
-	ip := ap.Addr()
-	switch {
-	case ip.Is4():
-		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		p.Family = unix.AF_INET
-		p.Port = htons(ap.Port())
-		p.Addr = ip.As4()
-		return unix.SizeofSockaddrInet4
-	case ip.Is6():
-		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		p.Family = unix.AF_INET6
-		p.Port = htons(ap.Port())
-		p.Addr = ip.As16()
-		p.Scope_id = zoneID(ip.Zone())
-		return unix.SizeofSockaddrInet6
-	}
-	return 0
 }
 
 // SendToUnix is SendTo for an AF_UNIX datagram socket: path is the
@@ -476,31 +402,9 @@ func encodeInet(rsa *unix.RawSockaddrAny, ap netip.AddrPort) uint32 {
 // fails with ErrNoAddress.
 func (d *Dispatcher) SendToUnix(fd AsyncFD, data []byte, path string, flags SocketFlag) *Future[Void] {
 	op := newSendTo(d, nameSendToUnix, fd, data)
-	if op.salen = encodeUnix(&op.rsa, path); op.salen == 0 {
+	if op.salen = sockaddr.EncodeUnix(&op.rsa, path); op.salen == 0 {
 		op.fut.tryFail(fmt.Errorf("%w: SendToUnix path %q", ErrNoAddress, path))
 		return &op.fut
 	}
 	return start(d, &op.fut, op)
-}
-
-// encodeUnix writes path into rsa as a sockaddr_un and returns its
-// length, 0 if path is not valid (validUnixPath).
-func encodeUnix(rsa *unix.RawSockaddrAny, path string) uint32 {
-	p := (*unix.RawSockaddrUnix)(unsafe.Pointer(rsa))
-	if !validUnixPath(path) {
-		return 0
-	}
-	p.Family = unix.AF_UNIX
-	for i := 0; i < len(path); i++ {
-		p.Path[i] = int8(path[i])
-	}
-	n := len(path)
-	if path[0] == '@' {
-		// Abstract: NUL first, and the length says where the name ends.
-		p.Path[0] = 0
-	} else {
-		p.Path[n] = 0
-		n++ // the terminating NUL
-	}
-	return uint32(unsafe.Offsetof(p.Path)) + uint32(n)
 }

@@ -3,6 +3,7 @@ package asyncdispatch
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 )
 
@@ -330,12 +331,8 @@ func (f *Future[T]) removeWaiter(co *Coro) {
 		return
 	}
 	if f.dbg != nil {
-		m := f.dbg.more
-		for i := range m {
-			if m[i].co == co {
-				f.dbg.more = append(m[:i:i], m[i+1:]...)
-				return
-			}
+		if i := slices.IndexFunc(f.dbg.more, func(c callback) bool { return c.co == co }); i >= 0 {
+			f.dbg.more = slices.Delete(f.dbg.more, i, i+1)
 		}
 	}
 }

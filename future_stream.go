@@ -3,6 +3,7 @@ package asyncdispatch
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // FutureStream (Nim's asyncstreams, shared/nim-semantics.md §20).
@@ -249,11 +250,9 @@ func (r *streamReader[T]) cancel() bool {
 		return false
 	}
 	r.fs = nil
-	for i, x := range fs.readers {
-		if x == r {
-			fs.readers = append(fs.readers[:i:i], fs.readers[i+1:]...)
-			return true
-		}
+	if i := slices.Index(fs.readers, r); i >= 0 {
+		fs.readers = slices.Delete(fs.readers, i, i+1)
+		return true
 	}
 	return false
 }
@@ -275,11 +274,9 @@ func (w *blockedWrite[T]) cancel() bool {
 		return false
 	}
 	w.fs = nil
-	for i, x := range fs.blocked {
-		if x == w {
-			fs.blocked = append(fs.blocked[:i:i], fs.blocked[i+1:]...)
-			return true
-		}
+	if i := slices.Index(fs.blocked, w); i >= 0 {
+		fs.blocked = slices.Delete(fs.blocked, i, i+1)
+		return true
 	}
 	return false
 }

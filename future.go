@@ -31,7 +31,7 @@ const (
 //
 // Callbacks never run inside Complete or Fail: completion queues them, in
 // the order they were added, on the dispatcher's ready queue, and the next
-// Poll runs them (shared/nim-semantics.md §3). A callback added to a
+// Poll runs them (as Nim's callSoon does). A callback added to a
 // finished future is queued at once.
 type Future[T any] struct {
 	d     *Dispatcher

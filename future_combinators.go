@@ -3,8 +3,8 @@ package asyncdispatch
 import "time"
 
 // Combinators. Unlike Nim's `and`, `or`, `withTimeout` and `asyncCheck`,
-// which replace the callbacks of the futures given to them (`callback=`,
-// shared/nim-semantics.md §3.5), these only add callbacks: whatever the
+// which replace the callbacks of the futures given to them (Nim's
+// `callback=` setter), these only add callbacks: whatever the
 // caller registered on the inputs still runs.
 
 // All returns a future that completes with the values of futs in argument

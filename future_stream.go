@@ -6,7 +6,7 @@ import (
 	"slices"
 )
 
-// FutureStream (Nim's asyncstreams, shared/nim-semantics.md §20).
+// FutureStream (Nim's asyncstreams).
 //
 // Differences from Nim, on purpose:
 //   - several pending readers are served oldest first (Nim hands the

@@ -34,7 +34,8 @@ type Callback func(fd AsyncFD) bool
 //     armed when its list becomes non-empty and disarmed only when an event
 //     arrives for a direction that had nobody waiting when it fired. A
 //     connection that reads and waits again and again therefore costs no
-//     epoll_ctl per message (Nim pays four, anchors/syscalls.sh).
+//     epoll_ctl per message (Nim pays four per echoed message: it arms and
+//     disarms interest around every wait).
 type fdState struct {
 	fd      int
 	gen     uint32

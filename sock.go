@@ -18,7 +18,7 @@ import (
 	"github.com/asyncdispatch/asyncdispatch/internal/sys"
 )
 
-// Sockets (shared/nim-semantics.md §12–§16, §19), the contract of every
+// Sockets (Nim's asyncdispatch socket procedures), the contract of every
 // operation in sock*.go:
 //
 //   - Try first. Recv, RecvInto, RecvFromInto, Send, SendTo and Accept
@@ -41,7 +41,10 @@ import (
 //     are *os.SyscallError values carrying the errno (errors.Is(err,
 //     syscall.ECONNRESET) works).
 //   - Every pending operation can be cancelled (Future.Cancel): it leaves
-//     its descriptor's wait list, so no interest lingers.
+//     its descriptor's wait list, so no interest lingers, and it does no
+//     I/O after that, whatever the order of callbacks and cancellations
+//     (sock_op.go). An operation that completed before the Cancel keeps
+//     its result (Cancel reports false).
 //   - CloseSocket fails the pending operations with ErrClosedSocket while
 //     the descriptor is still open, then closes it: nothing touches an fd
 //     number after it was released for reuse (Nim #12652).

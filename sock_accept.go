@@ -15,7 +15,7 @@ import (
 //
 // When accept4 fails with EMFILE (or ENFILE, ENOBUFS, ENOMEM) the
 // connection stays in the listen backlog and the listener stays readable,
-// so a loop that simply fails or retries spins at 100% CPU (Nim §14, p27;
+// so a loop that simply fails or retries spins at 100% CPU (Nim does;
 // gnet, evio and nbio do the same). Here such an error neither fails the
 // accept nor retries at once. What must stay true during an episode:
 //   - the pending accepts stay queued, in order, on the listener (so they

@@ -21,7 +21,7 @@ func TestDialIPv4IPv6(t *testing.T) {
 		for _, tc := range []struct{ network, laddr, host, want string }{
 			{"tcp4", "127.0.0.1:0", "127.0.0.1", "127.0.0.1"},
 			{"tcp6", "[::1]:0", "::1", "::1"},
-			// A dual-stack listener shows an IPv4 peer as IPv4 (§14).
+			// A dual-stack listener shows an IPv4 peer as IPv4.
 			{"tcp", ":0", "127.0.0.1", "127.0.0.1"},
 			{"tcp", ":0", "::1", "::1"},
 			{"tcp", ":0", "::ffff:127.0.0.1", "127.0.0.1"},

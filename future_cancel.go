@@ -102,12 +102,13 @@ type timeoutOp[T any] struct {
 func (t *timeoutOp[T]) procName() string { return "Timeout" }
 func (t *timeoutOp[T]) finishesItself()  {}
 
-// cancel cancels f and finishes the future like f if that finished it.
+// cancel cancels f and finishes the future like f if f is finished now.
+// It reports false if that delivered a value f had already.
 func (t *timeoutOp[T]) cancel() bool {
 	t.sl.Cancel()
 	t.f.Cancel()
 	t.settle()
-	return true
+	return t.fut.state != completed
 }
 
 // expire runs when the timer has fired (or was cancelled).

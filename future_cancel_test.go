@@ -416,7 +416,11 @@ func TestCancelAfterSameRoundResultDelivers(t *testing.T) {
 		d := newD(t)
 		a, peer := connPair(t, d)
 		r := ad.Timeout(d.Recv(a, 64, 0), time.Hour)
-		d.SleepAsync(0).AddCallback(func() { r.Cancel() })
+		d.SleepAsync(0).AddCallback(func() {
+			if r.Cancel() {
+				t.Error("Cancel reported a cancellation, and the result was delivered")
+			}
+		})
 		rawWrite(t, peer, "data")
 		kernelReady(t, a, unix.POLLIN)
 		if v, err := ad.WaitFor(r); string(v) != "data" || err != nil {
@@ -430,7 +434,11 @@ func TestCancelAfterSameRoundResultDelivers(t *testing.T) {
 		d := newD(t)
 		ln, port := listen(t, d, "tcp4", "127.0.0.1:0")
 		r := ad.All(d.Accept(ln, 0, false))
-		d.SleepAsync(0).AddCallback(func() { r.Cancel() })
+		d.SleepAsync(0).AddCallback(func() {
+			if r.Cancel() {
+				t.Error("Cancel reported a cancellation, and the result was delivered")
+			}
+		})
 		c := rawConnect(t, port)
 		defer unix.Close(c)
 		kernelReady(t, ln, unix.POLLIN)

@@ -320,8 +320,8 @@ func (d *Dispatcher) removeOp(fd AsyncFD, dir poller.Interest, op ioOp) {
 	d.removeWaiter(fd, dir, func(w *waiter) bool { return w.op == op })
 }
 
-// removeWaiter removes the first entry of fd's list in direction dir that
-// is, and reports whether there was one.
+// removeWaiter removes the first entry of fd's list in direction dir for
+// which is reports true, and reports whether there was one.
 func (d *Dispatcher) removeWaiter(fd AsyncFD, dir poller.Interest, is func(*waiter) bool) bool {
 	s := d.lookup(fd)
 	if s == nil {

@@ -35,7 +35,9 @@ import "github.com/asyncdispatch/asyncdispatch/internal/poller"
 //
 // A completion backend (io_uring: submit, then complete) would hang off the
 // same base: ready becomes the preparation of a submission from fd, dir,
-// flags and buf, a complete(result) method finishes the operation, and a
+// flags and buf, a complete(result) method finishes the operation, the
+// submission's user data carries gen as an entry does (a completion for a
+// cancelled or reused operation is then recognised as stale), and a
 // cancellation submits a cancel and keeps buf until the kernel's
 // completion for it has arrived, instead of releasing it at once.
 type opBase struct {

@@ -303,7 +303,7 @@ func Await[T any](co *Coro, f *Future[T]) (T, error) {
 		return awaitForeign(co, f)
 	}
 	if f.state == pending {
-		if err := co.suspend(f); err != nil {
+		if err := co.park(f, co.gen); err != nil {
 			return zero, err
 		}
 	} else if co.budget <= 0 {
@@ -389,30 +389,14 @@ func awaitForeign[T any](co *Coro, f *Future[T]) (T, error) {
 	return f.value, nil
 }
 
-// suspend parks co until f finishes (or the wait is cancelled or the
-// dispatcher closes).
-func (co *Coro) suspend(f futureBase) error {
-	if co.stopped {
-		co.stopSeen++
-		if co.stopSeen > 1 {
-			panic(errUnwind)
-		}
-		return ErrClosed
-	}
-	if co.d.current != co {
-		return errNotRunning
-	}
-	if co.cancelReq {
-		co.cancelReq = false
-		f.Cancel()
-		return ErrCancelled
-	}
-	f.addCallback(callback{co: co})
-	return co.park(f, co.gen)
-}
-
-// park switches back to the loop until wake(gen). f, if not nil, is the
-// future waited for (Cancel and Close look at it).
+// park switches back to the loop until the coroutine is woken for the
+// wait numbered gen, and is the one place that checks whether it may
+// suspend at all: a stopped coroutine gets ErrClosed (and a second
+// attempt unwinds it), one that is not running errNotRunning. f, if not
+// nil, is the future waited for (Await): park adds the coroutine's
+// resumption to it — or, if a cancellation is pending, cancels f and
+// returns ErrCancelled without suspending — and Cancel and Close look at
+// it while the coroutine is suspended.
 func (co *Coro) park(f futureBase, gen uint32) error {
 	if co.stopped {
 		co.stopSeen++
@@ -423,6 +407,14 @@ func (co *Coro) park(f futureBase, gen uint32) error {
 	}
 	if co.d.current != co {
 		return errNotRunning
+	}
+	if f != nil {
+		if co.cancelReq {
+			co.cancelReq = false
+			f.Cancel()
+			return ErrCancelled
+		}
+		f.addCallback(callback{co: co})
 	}
 	co.waiting = f
 	co.mode = coroSuspended

@@ -12,7 +12,7 @@ import (
 	ad "github.com/asyncdispatch/asyncdispatch"
 )
 
-// §5: the body runs synchronously until the first await of an unfinished
+// The body runs synchronously until the first await of an unfinished
 // future; a body without one returns a finished future.
 func TestAsyncRunsSynchronously(t *testing.T) {
 	d := newD(t)
@@ -87,7 +87,7 @@ func TestMillionSynchronousAwaits(t *testing.T) {
 	}
 }
 
-// §5/§6: errors propagate through awaits, keep their identity for
+// Errors propagate through awaits, keep their identity for
 // errors.Is, and record the procedures they crossed.
 func TestErrorPropagationAndTrace(t *testing.T) {
 	d := newD(t)
@@ -137,7 +137,7 @@ func TestPanicFailsFuture(t *testing.T) {
 }
 
 // A panic in a plain callback is returned by Poll; the callbacks behind it
-// run on the next Poll (§3.8).
+// run on the next Poll.
 func TestCallbackPanicSurfacesFromPoll(t *testing.T) {
 	d := newD(t)
 	var ran []int
@@ -157,7 +157,7 @@ func TestCallbackPanicSurfacesFromPoll(t *testing.T) {
 	}
 }
 
-// §6: AsyncCheck surfaces a failure from the next Poll; WaitFor and
+// AsyncCheck surfaces a failure from the next Poll; WaitFor and
 // RunForever return it.
 func TestAsyncCheck(t *testing.T) {
 	d := newD(t)

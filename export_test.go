@@ -3,7 +3,6 @@ package asyncdispatch
 import (
 	"fmt"
 	"net/netip"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -85,37 +84,4 @@ func ParseListenAddr(network, address string) (ListenAddr, error) {
 		return ListenAddr{}, fmt.Errorf("parseListenAddr made a %T", la.sa)
 	}
 	return r, nil
-}
-
-// EncodeInet and EncodeUnix are SendTo's and SendToUnix's address
-// encodings: the raw sockaddr bytes and the length passed to sendto(2),
-// 0 for an invalid address.
-func EncodeInet(ap netip.AddrPort) ([]byte, uint32) {
-	var rsa unix.RawSockaddrAny
-	n := encodeInet(&rsa, ap)
-	return rawBytes(&rsa), n
-}
-
-func EncodeUnix(path string) ([]byte, uint32) {
-	var rsa unix.RawSockaddrAny
-	n := encodeUnix(&rsa, path)
-	return rawBytes(&rsa), n
-}
-
-// DecodeSockaddr decodes raw sockaddr bytes as a receive does: the
-// sender as RecvFromInto reports it, and the peer address as AcceptAddr
-// formats it (or its error).
-func DecodeSockaddr(raw []byte, alen uint32) (from netip.AddrPort, path, accepted string, err error) {
-	var rsa unix.RawSockaddrAny
-	copy(rawBytes(&rsa), raw)
-	from, path = decodeSockaddr(&rsa, alen)
-	accepted, err = addrString(&rsa)
-	return from, path, accepted, err
-}
-
-// SizeofSockaddrAny is the size of the raw sockaddr DecodeSockaddr takes.
-const SizeofSockaddrAny = unix.SizeofSockaddrAny
-
-func rawBytes(rsa *unix.RawSockaddrAny) []byte {
-	return unsafe.Slice((*byte)(unsafe.Pointer(rsa)), unix.SizeofSockaddrAny)
 }

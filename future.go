@@ -3,6 +3,7 @@ package asyncdispatch
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 )
 
@@ -30,7 +31,7 @@ const (
 //
 // Callbacks never run inside Complete or Fail: completion queues them, in
 // the order they were added, on the dispatcher's ready queue, and the next
-// Poll runs them (shared/nim-semantics.md §3). A callback added to a
+// Poll runs them (as Nim's callSoon does). A callback added to a
 // finished future is queued at once.
 type Future[T any] struct {
 	d     *Dispatcher
@@ -330,12 +331,8 @@ func (f *Future[T]) removeWaiter(co *Coro) {
 		return
 	}
 	if f.dbg != nil {
-		m := f.dbg.more
-		for i := range m {
-			if m[i].co == co {
-				f.dbg.more = append(m[:i:i], m[i+1:]...)
-				return
-			}
+		if i := slices.IndexFunc(f.dbg.more, func(c callback) bool { return c.co == co }); i >= 0 {
+			f.dbg.more = slices.Delete(f.dbg.more, i, i+1)
 		}
 	}
 }

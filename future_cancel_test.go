@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	ad "github.com/asyncdispatch/asyncdispatch"
+	"github.com/asyncdispatch/asyncdispatch/internal/testkit/faults"
 )
 
 // Cancellation: a plain future, a sleep (its timer leaves the heap), an
@@ -182,4 +185,353 @@ func TestCancelRacingCompletionNotLost(t *testing.T) {
 	if d.HasPendingOperations() {
 		t.Fatal("the cancelled procedure's sleep is still pending")
 	}
+}
+
+// kernelReady waits (poll(2), not a sleep) until fd is ready for events
+// at the kernel, so the next Poll of the dispatcher sees it.
+func kernelReady(t *testing.T, fd ad.AsyncFD, events int16) {
+	t.Helper()
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: events}}
+	for {
+		n, err := unix.Poll(pfd, int(waitLimit/time.Millisecond))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n != 1 {
+			t.Fatalf("poll(%d): %d %v", fd, n, err)
+		}
+		return
+	}
+}
+
+// timeoutRacing arranges the round Timeout used to lose a result in: f
+// is pending, its timeout (0) is due at the next Poll, and arrive makes
+// f's result arrive at the kernel before that Poll, so the round fires
+// the timer first and then completes f. It returns Timeout's outcome.
+func timeoutRacing[T any](t *testing.T, f *ad.Future[T], arrive func()) (T, error) {
+	t.Helper()
+	if f.Finished() {
+		t.Fatalf("%s finished at once (%v): the race needs it pending", f.Proc(), f)
+	}
+	r := ad.Timeout(f, 0)
+	arrive()
+	return ad.WaitFor(r)
+}
+
+// Timeout never drops a result that completed in the round its timer
+// fired in (asyncio's wait_for had the same race): a receive's bytes, a
+// send that went out, an accepted or dialled connection, the value of an
+// async procedure whose awaited operation finished in that round. The
+// round fires due timers before it handles I/O, so the timer's callback
+// used to fail Timeout's future with ErrTimeout and its Cancel came too
+// late; the value was thrown away after it had consumed its resource.
+func TestTimeoutNeverDropsSameRoundResult(t *testing.T) {
+	t.Run("Recv", func(t *testing.T) {
+		d := newD(t)
+		a, peer := connPair(t, d)
+		v, err := timeoutRacing(t, d.Recv(a, 64, 0), func() { rawWrite(t, peer, "data"); kernelReady(t, a, unix.POLLIN) })
+		if string(v) != "data" || err != nil {
+			t.Fatalf("%q, %v: the bytes were taken from the stream and dropped", v, err)
+		}
+	})
+	t.Run("RecvString", func(t *testing.T) {
+		d := newD(t)
+		a, peer := connPair(t, d)
+		v, err := timeoutRacing(t, d.RecvString(a, 64, 0), func() { rawWrite(t, peer, "data"); kernelReady(t, a, unix.POLLIN) })
+		if v != "data" || err != nil {
+			t.Fatalf("%q, %v", v, err)
+		}
+	})
+	t.Run("RecvInto", func(t *testing.T) {
+		d := newD(t)
+		a, peer := connPair(t, d)
+		v, err := timeoutRacing(t, d.RecvInto(a, make([]byte, 64), 0), func() { rawWrite(t, peer, "data"); kernelReady(t, a, unix.POLLIN) })
+		if v != 4 || err != nil {
+			t.Fatalf("%d, %v", v, err)
+		}
+	})
+	t.Run("RecvFromInto", func(t *testing.T) {
+		d := newD(t)
+		a, port := listen(t, d, "udp4", "127.0.0.1:0")
+		b, _ := listen(t, d, "udp4", "127.0.0.1:0")
+		v, err := timeoutRacing(t, d.RecvFromInto(a, make([]byte, 64), 0), func() {
+			if err := unix.Sendto(int(b), []byte("data"), 0, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+				t.Fatal(err)
+			}
+			kernelReady(t, a, unix.POLLIN)
+		})
+		if v.N != 4 || err != nil {
+			t.Fatalf("%+v, %v", v, err)
+		}
+	})
+	t.Run("Send", func(t *testing.T) {
+		d := newD(t)
+		a, peer := connPair(t, d)
+		if err := unix.SetsockoptInt(int(a), unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := unix.Write(int(a), make([]byte, 4096)); err == unix.EAGAIN {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := timeoutRacing(t, d.Send(a, []byte("tail"), 0), func() {
+			buf := make([]byte, 64<<10)
+			for {
+				if _, err := unix.Read(int(peer), buf); err == unix.EAGAIN {
+					break
+				} else if err != nil {
+					t.Fatal(err)
+				}
+			}
+			kernelReady(t, a, unix.POLLOUT)
+		})
+		if err != nil {
+			t.Fatalf("the send went out, and Timeout said: %v", err)
+		}
+	})
+	t.Run("SendTo", func(t *testing.T) {
+		d := newD(t)
+		a, _ := listen(t, d, "udp4", "127.0.0.1:0")
+		b, port := listen(t, d, "udp4", "127.0.0.1:0")
+		// The first sendto says EAGAIN, so the send waits for
+		// writability; the real one is made by the next Poll.
+		faults.Install(t).Add(&faults.Rule{Op: faults.Send, FDs: []int{int(a)}, Err: unix.EAGAIN, Limit: 1})
+		_, err := timeoutRacing(t, d.SendTo(a, []byte("data"), mustAddrPort("127.0.0.1", port), 0), func() {})
+		if err != nil {
+			t.Fatalf("the datagram went out, and Timeout said: %v", err)
+		}
+		kernelReady(t, b, unix.POLLIN)
+		expectRaw(t, b, "data")
+	})
+	t.Run("Accept", func(t *testing.T) {
+		d := newD(t)
+		ln, port := listen(t, d, "tcp4", "127.0.0.1:0")
+		n := d.RegisteredDescriptors()
+		fd, err := timeoutRacing(t, d.Accept(ln, 0, false), func() {
+			c := rawConnect(t, port)
+			t.Cleanup(func() { unix.Close(c) })
+			kernelReady(t, ln, unix.POLLIN)
+		})
+		if err != nil || d.RegisteredDescriptors() != n+1 {
+			t.Fatalf("%v, %v: the accepted connection stays registered, owned by nobody (%d descriptors)", fd, err, d.RegisteredDescriptors())
+		}
+		d.CloseSocket(fd)
+	})
+	t.Run("AcceptAddr", func(t *testing.T) {
+		d := newD(t)
+		ln, port := listen(t, d, "tcp4", "127.0.0.1:0")
+		v, err := timeoutRacing(t, d.AcceptAddr(ln, 0, false), func() {
+			c := rawConnect(t, port)
+			t.Cleanup(func() { unix.Close(c) })
+			kernelReady(t, ln, unix.POLLIN)
+		})
+		if err != nil || v.Address != "127.0.0.1" {
+			t.Fatalf("%+v, %v", v, err)
+		}
+		d.CloseSocket(v.Client)
+	})
+	t.Run("Connect", func(t *testing.T) {
+		d := newD(t)
+		ln, port := listen(t, d, "tcp4", "127.0.0.1:0")
+		s := mustSocket(t, d, unix.AF_INET)
+		// The connect says EINPROGRESS although it was made, so the
+		// connect waits for writability.
+		faults.Install(t).Add(&faults.Rule{Op: faults.Connect, FDs: []int{int(s)}, Err: unix.EINPROGRESS, Real: true, Limit: 1})
+		_, err := timeoutRacing(t, d.Connect(s, "127.0.0.1", port, unix.AF_INET), func() { kernelReady(t, s, unix.POLLOUT) })
+		if err != nil {
+			t.Fatalf("connected, and Timeout said: %v", err)
+		}
+		d.CloseSocket(ln)
+	})
+	t.Run("Dial", func(t *testing.T) {
+		d := newD(t)
+		ln, port := listen(t, d, "tcp4", "127.0.0.1:0")
+		n := d.RegisteredDescriptors()
+		in := faults.Install(t)
+		in.Add(&faults.Rule{Op: faults.Connect, Err: unix.EINPROGRESS, Real: true, Limit: 1})
+		fd, err := timeoutRacing(t, d.Dial("127.0.0.1", port, unix.IPPROTO_TCP), func() { kernelReady(t, ln, unix.POLLIN) })
+		if err != nil || d.RegisteredDescriptors() != n+1 {
+			t.Fatalf("%v, %v: the dialled connection stays registered, owned by nobody (%d descriptors)", fd, err, d.RegisteredDescriptors())
+		}
+		d.CloseSocket(fd)
+	})
+	t.Run("WaitReadable", func(t *testing.T) {
+		d := newD(t)
+		a, peer := connPair(t, d)
+		p := ad.Async(d, func(co *ad.Coro) (string, error) { return "readable", co.WaitReadable(a) })
+		v, err := timeoutRacing(t, p, func() { rawWrite(t, peer, "data"); kernelReady(t, a, unix.POLLIN) })
+		if v != "readable" || err != nil {
+			t.Fatalf("%q, %v", v, err)
+		}
+	})
+	t.Run("co.RecvInto", func(t *testing.T) {
+		d := newD(t)
+		a, peer := connPair(t, d)
+		p := ad.Async(d, func(co *ad.Coro) (string, error) {
+			buf := make([]byte, 64)
+			n, err := co.RecvInto(a, buf, 0)
+			return string(buf[:n]), err
+		})
+		v, err := timeoutRacing(t, p, func() { rawWrite(t, peer, "data"); kernelReady(t, a, unix.POLLIN) })
+		if v != "data" || err != nil {
+			t.Fatalf("%q, %v: the procedure's bytes were dropped", v, err)
+		}
+	})
+	t.Run("FutureStream.Read", func(t *testing.T) {
+		d := newD(t)
+		a, peer := connPair(t, d)
+		fs := ad.NewFutureStream[string](d, "stream")
+		// The value is written by an fd callback: in the I/O step of the
+		// round, after the timers.
+		d.AddRead(a, func(ad.AsyncFD) bool { fs.Write("value"); return true })
+		v, err := timeoutRacing(t, fs.Read(), func() { rawWrite(t, peer, "x"); kernelReady(t, a, unix.POLLIN) })
+		if v.Value != "value" || err != nil {
+			t.Fatalf("%+v, %v: the value was taken from the stream and dropped", v, err)
+		}
+	})
+	t.Run("pending at the timeout", func(t *testing.T) {
+		// Nothing arrives: the timeout wins, the operation is cancelled,
+		// and nothing is left pending.
+		d := newD(t)
+		a, _ := connPair(t, d)
+		f := d.Recv(a, 64, 0)
+		if _, err := ad.WaitFor(ad.Timeout(f, time.Millisecond)); !errors.Is(err, ad.ErrTimeout) || !f.Cancelled() {
+			t.Fatalf("%v, inner %v", err, f)
+		}
+		if d.HasPendingOperations() {
+			t.Fatal("pending after the timeout")
+		}
+	})
+}
+
+// Cancelling Timeout's future in the round its operation completed in
+// (the Cancel runs in the callback step, after the I/O) delivers the
+// result instead of dropping it; the same for All, whose inputs all
+// completed.
+func TestCancelAfterSameRoundResultDelivers(t *testing.T) {
+	t.Run("Timeout", func(t *testing.T) {
+		d := newD(t)
+		a, peer := connPair(t, d)
+		r := ad.Timeout(d.Recv(a, 64, 0), time.Hour)
+		d.SleepAsync(0).AddCallback(func() {
+			if r.Cancel() {
+				t.Error("Cancel reported a cancellation, and the result was delivered")
+			}
+		})
+		rawWrite(t, peer, "data")
+		kernelReady(t, a, unix.POLLIN)
+		if v, err := ad.WaitFor(r); string(v) != "data" || err != nil {
+			t.Fatalf("%q, %v: the bytes were dropped", v, err)
+		}
+		if d.HasPendingOperations() {
+			t.Fatal("the timer lingers")
+		}
+	})
+	t.Run("All", func(t *testing.T) {
+		d := newD(t)
+		ln, port := listen(t, d, "tcp4", "127.0.0.1:0")
+		r := ad.All(d.Accept(ln, 0, false))
+		d.SleepAsync(0).AddCallback(func() {
+			if r.Cancel() {
+				t.Error("Cancel reported a cancellation, and the result was delivered")
+			}
+		})
+		c := rawConnect(t, port)
+		defer unix.Close(c)
+		kernelReady(t, ln, unix.POLLIN)
+		v, err := ad.WaitFor(r)
+		if err != nil || len(v) != 1 {
+			t.Fatalf("%v, %v: the accepted connection was dropped", v, err)
+		}
+		d.CloseSocket(v[0])
+	})
+	t.Run("All with one pending", func(t *testing.T) {
+		d := newD(t)
+		a, _ := connPair(t, d)
+		done := ad.NewFuture[int](d, "done")
+		done.Complete(1)
+		pending := d.RecvInto(a, make([]byte, 8), 0)
+		r := ad.All(done, pending)
+		if !r.Cancel() || !errors.Is(r.Err(), ad.ErrCancelled) || !pending.Cancelled() {
+			t.Fatalf("%v, pending %v", r, pending)
+		}
+	})
+}
+
+// A procedure cancelled in the round its awaited socket operation
+// completed in gets the result (the operation cannot be cancelled any
+// more), and the cancellation at its next Await.
+func TestCoroCancelAfterSameRoundResultDelivers(t *testing.T) {
+	d := newD(t)
+	a, peer := connPair(t, d)
+	var got string
+	p := ad.Async(d, func(co *ad.Coro) (string, error) {
+		buf := make([]byte, 64)
+		n, err := co.RecvInto(a, buf, 0)
+		if err != nil {
+			return "", err
+		}
+		got = string(buf[:n])
+		_, err = ad.Await(co, d.SleepAsync(time.Hour))
+		return got, err
+	})
+	d.SleepAsync(0).AddCallback(func() { p.Cancel() })
+	rawWrite(t, peer, "data")
+	kernelReady(t, a, unix.POLLIN)
+	if _, err := ad.WaitFor(p); !errors.Is(err, ad.ErrCancelled) || got != "data" {
+		t.Fatalf("%v, received %q", err, got)
+	}
+}
+
+// CancelWith never drops a result: whichever of the context's end and the
+// data comes first, the receive either completes with the data or is
+// cancelled with the data still in the socket.
+func TestCancelWithNeverDropsResult(t *testing.T) {
+	d := newD(t)
+	a, peer := connPair(t, d)
+	for i := 0; i < 200; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		f := d.Recv(a, 64, 0)
+		ad.CancelWith(ctx, f)
+		cancel()
+		rawWrite(t, peer, "data")
+		v, err := ad.WaitFor(f)
+		switch {
+		case err == nil && string(v) == "data":
+		case errors.Is(err, ad.ErrCancelled):
+			if got := wait(t, d.Recv(a, 64, 0)); string(got) != "data" {
+				t.Fatalf("round %d: cancelled, and then the socket held %q", i, got)
+			}
+		default:
+			t.Fatalf("round %d: %q, %v", i, v, err)
+		}
+	}
+}
+
+// Close right after an accept completed, before anybody took the
+// connection: the connection is the dispatcher's, and Close closes it.
+func TestCloseAfterSameRoundAcceptReleases(t *testing.T) {
+	checkLeaks(t, func() {
+		d, err := ad.NewDispatcher()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, port := listen(t, d, "tcp4", "127.0.0.1:0")
+		f := d.Accept(ln, 0, false)
+		d.SleepAsync(0).AddCallback(func() { d.Close() })
+		c := rawConnect(t, port)
+		defer unix.Close(c)
+		kernelReady(t, ln, unix.POLLIN)
+		d.Poll(time.Second)
+		fd, err := f.Read()
+		if err != nil {
+			t.Fatalf("the accept did not complete in the round: %v", err)
+		}
+		if isOpen(fd) {
+			t.Fatalf("Close left the accepted connection %d open", fd)
+		}
+	})
 }

@@ -3,8 +3,8 @@ package asyncdispatch
 import "time"
 
 // Combinators. Unlike Nim's `and`, `or`, `withTimeout` and `asyncCheck`,
-// which replace the callbacks of the futures given to them (`callback=`,
-// shared/nim-semantics.md §3.5), these only add callbacks: whatever the
+// which replace the callbacks of the futures given to them (Nim's
+// `callback=` setter), these only add callbacks: whatever the
 // caller registered on the inputs still runs.
 
 // All returns a future that completes with the values of futs in argument
@@ -40,8 +40,20 @@ func All[T any](futs ...*Future[T]) *Future[[]T] {
 		f.addCallback(callback{fn: func() { st.step(i) }})
 	}
 	r.src = &linked{name: "All", onCancel: func() bool {
+		completedAll := true
 		for _, f := range futs {
 			f.Cancel()
+			completedAll = completedAll && f.state == completed
+		}
+		if completedAll {
+			// Every input had completed (in this round, before their
+			// callbacks ran): deliver, as asyncio's gather does, rather
+			// than drop what they hold.
+			for i, f := range futs {
+				f.markSeen()
+				st.vals[i] = f.value
+			}
+			r.tryComplete(st.vals)
 		}
 		return true
 	}}
@@ -134,7 +146,8 @@ func Or[A, B any](a *Future[A], b *Future[B]) *Future[Void] {
 // error if f fails first (Nim's withTimeout). f is not cancelled on
 // timeout (use Timeout for that) and keeps its callbacks; when f wins, the
 // timer is removed at once (Nim PR #25567) instead of lingering as pending
-// work.
+// work, and so it is when the returned future is cancelled. f finishing in
+// the loop round in which the timeout expires counts as within timeout.
 func WithTimeout[T any](f *Future[T], timeout time.Duration) *Future[bool] {
 	if f == nil {
 		r := NewFuture[bool](nil, "WithTimeout")
@@ -144,6 +157,7 @@ func WithTimeout[T any](f *Future[T], timeout time.Duration) *Future[bool] {
 	d := f.d
 	r := newNamed[bool](d, "WithTimeout")
 	sl := d.SleepAsync(timeout)
+	r.src = &linked{name: "WithTimeout", onCancel: sl.Cancel}
 	f.addCallback(callback{fn: func() {
 		sl.Cancel()
 		if r.state != pending {
@@ -156,7 +170,10 @@ func WithTimeout[T any](f *Future[T], timeout time.Duration) *Future[bool] {
 		}
 	}})
 	sl.addCallback(callback{fn: func() {
-		if sl.state == completed {
+		// f finished in the round the timer fired in (timers fire
+		// before I/O): f won, and its callback, queued behind this
+		// one, reports it.
+		if sl.state == completed && f.state == pending {
 			r.tryComplete(false)
 		}
 	}})

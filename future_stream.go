@@ -3,9 +3,10 @@ package asyncdispatch
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
-// FutureStream (Nim's asyncstreams, shared/nim-semantics.md §20).
+// FutureStream (Nim's asyncstreams).
 //
 // Differences from Nim, on purpose:
 //   - several pending readers are served oldest first (Nim hands the
@@ -249,11 +250,9 @@ func (r *streamReader[T]) cancel() bool {
 		return false
 	}
 	r.fs = nil
-	for i, x := range fs.readers {
-		if x == r {
-			fs.readers = append(fs.readers[:i:i], fs.readers[i+1:]...)
-			return true
-		}
+	if i := slices.Index(fs.readers, r); i >= 0 {
+		fs.readers = slices.Delete(fs.readers, i, i+1)
+		return true
 	}
 	return false
 }
@@ -275,11 +274,9 @@ func (w *blockedWrite[T]) cancel() bool {
 		return false
 	}
 	w.fs = nil
-	for i, x := range fs.blocked {
-		if x == w {
-			fs.blocked = append(fs.blocked[:i:i], fs.blocked[i+1:]...)
-			return true
-		}
+	if i := slices.Index(fs.blocked, w); i >= 0 {
+		fs.blocked = slices.Delete(fs.blocked, i, i+1)
+		return true
 	}
 	return false
 }
@@ -288,7 +285,9 @@ func (w *blockedWrite[T]) cancel() bool {
 // concatenated (Nim's readAll, for string streams; here for []byte
 // streams too). If the stream fails, the future fails with its error
 // (after the values written before Fail were read). Cancelling the future
-// cancels the pending read.
+// cancels the pending read and discards what was read until then (those
+// values have left the stream), including a value that reached the
+// pending read in the round of the Cancel.
 func ReadAll[S ~[]byte | ~string](fs *FutureStream[S]) *Future[S] {
 	if fs == nil {
 		r := NewFuture[S](nil, "ReadAll")

@@ -8,7 +8,7 @@ import (
 	ad "github.com/asyncdispatch/asyncdispatch"
 )
 
-// §2: states and accessors.
+// States and accessors.
 func TestFutureStates(t *testing.T) {
 	d := newD(t)
 	f := ad.NewFuture[int](d, "states")
@@ -36,7 +36,7 @@ func TestFutureStates(t *testing.T) {
 	}
 }
 
-// §3.1, §3.3, §3.4: callbacks are queued, FIFO, never inline, and a poll
+// Callbacks are queued, FIFO, never inline, and a poll
 // drains callbacks queued while draining.
 func TestCallbacksNeverInline(t *testing.T) {
 	d := newD(t)
@@ -67,7 +67,7 @@ func TestCallbacksNeverInline(t *testing.T) {
 	}
 }
 
-// §3.4: FIFO across futures, in the order they were queued.
+// FIFO across futures, in the order they were queued.
 func TestCallbackOrderAcrossFutures(t *testing.T) {
 	d := newD(t)
 	var log []int
@@ -87,7 +87,7 @@ func TestCallbackOrderAcrossFutures(t *testing.T) {
 	}
 }
 
-// §4: double completion panics every time with Nim's first line, the
+// Double completion panics every time with Nim's first line, the
 // creator and both sites.
 func TestDoubleCompletionPanics(t *testing.T) {
 	d := newD(t)

@@ -1,8 +1,10 @@
 package asyncdispatch
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -32,7 +34,8 @@ type Callback func(fd AsyncFD) bool
 //     armed when its list becomes non-empty and disarmed only when an event
 //     arrives for a direction that had nobody waiting when it fired. A
 //     connection that reads and waits again and again therefore costs no
-//     epoll_ctl per message (Nim pays four, anchors/syscalls.sh).
+//     epoll_ctl per message (Nim pays four per echoed message: it arms and
+//     disarms interest around every wait).
 type fdState struct {
 	fd      int
 	gen     uint32
@@ -62,13 +65,29 @@ type fdState struct {
 	// send fails with it, so the peer never sees a stream with a hole in
 	// it (a message cut short, then the next one).
 	werr error
+	// notSock: recv(2) or send(2) on this fd failed with ENOTSOCK; it is
+	// a pipe, a FIFO or a terminal, and read(2) and write(2) serve its
+	// Recv and Send from then on (fdState.recv, fdState.send).
+	notSock bool
+	// stale: an operation was dequeued while a list of this fd was
+	// detached by runList, so that list may hold its stale entry; runList
+	// drops stale entries when it puts the list back.
+	stale bool
 }
 
-// waiter is a user callback or a pending operation of the package.
+// waiter is a user callback or a pending operation of the package; b is
+// the operation's base if it has one (queueOp), by which dequeue finds it,
+// and gen the operation's generation when it was queued.
 type waiter struct {
-	cb Callback
-	op ioOp
+	cb  Callback
+	op  ioOp
+	b   *opBase
+	gen uint32
 }
+
+// stale reports an entry of an operation that was dequeued or reused
+// since it was queued: it must not run, nor be aborted (sock_op.go).
+func (w *waiter) stale() bool { return w.b != nil && w.b.gen != w.gen }
 
 // ioOp is a pending operation on a descriptor (a recv, a send, an
 // accept...). ready is called with the descriptor's state (so the op
@@ -181,19 +200,19 @@ func (d *Dispatcher) unregister(s *fdState, err error) {
 	}
 	rs, ws := s.readers, s.writers
 	s.readers, s.writers = nil, nil
-	if s.armed != 0 {
-		d.poller.Set(s.fd, s.token(), s.armed, 0)
-		s.armed = 0
-	}
+	// No interest may outlive the registration: a failure here can only
+	// mean the kernel has no entry for the descriptor already.
+	d.setInterest(s, 0)
 	d.fds[s.fd] = nil
 	d.nfds--
-	for _, w := range rs {
-		if w.op != nil {
-			w.op.abort(err)
-		}
-	}
-	for _, w := range ws {
-		if w.op != nil {
+	abortAll(rs, err)
+	abortAll(ws, err)
+}
+
+// abortAll aborts the operations of list with err, but for stale entries.
+func abortAll(list []waiter, err error) {
+	for i := range list {
+		if w := &list[i]; w.op != nil && !w.stale() {
 			w.op.abort(err)
 		}
 	}
@@ -236,24 +255,74 @@ func (d *Dispatcher) addWaiter(fd AsyncFD, dir poller.Interest, w waiter) error 
 	} else {
 		s.writers = append(s.writers, w)
 	}
-	if s.armed&dir == 0 {
-		if err := d.poller.Set(s.fd, s.token(), s.armed, s.armed|dir); err != nil {
-			if dir == poller.Read {
-				s.readers = s.readers[:len(s.readers)-1]
-			} else {
-				s.writers = s.writers[:len(s.writers)-1]
-			}
-			return err
+	if err := d.setInterest(s, s.armed|dir); err != nil {
+		if dir == poller.Read {
+			s.readers = s.readers[:len(s.readers)-1]
+		} else {
+			s.writers = s.writers[:len(s.writers)-1]
 		}
-		s.armed |= dir
+		return err
 	}
 	d.recount(s)
 	return nil
 }
 
-// removeOp takes a pending operation off fd's list (cancellation). It
-// reports whether it was there.
-func (d *Dispatcher) removeOp(fd AsyncFD, dir poller.Interest, op ioOp) bool {
+// setInterest makes the poller report exactly want for s's descriptor.
+// Every change of interest goes through it, with one error policy:
+// s.armed always says what the kernel has. On success that is want. On
+// failure epoll_ctl changed nothing, so armed keeps its value — but for
+// ENOENT and EBADF, which say the kernel has no entry for the descriptor
+// at all (it was closed behind the dispatcher's back, which removes it),
+// where armed becomes 0, so the next arming adds it afresh. The error is
+// returned: a caller that adds interest fails what needed it (addWaiter)
+// or tries again later (a listener backing off); a caller that removes
+// interest (the lazy disarm, a listener starting to back off,
+// unregister) goes on, and since armed still shows the interest, a failed
+// disarm is tried again the next time it is due.
+func (d *Dispatcher) setInterest(s *fdState, want poller.Interest) error {
+	if want == s.armed {
+		return nil
+	}
+	err := d.poller.Set(s.fd, s.token(), s.armed, want)
+	switch {
+	case err == nil:
+		s.armed = want
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.EBADF):
+		s.armed = 0
+	}
+	return err
+}
+
+// queueOp puts op on its descriptor's wait list in its direction.
+func (d *Dispatcher) queueOp(op queuedOp) error {
+	b := op.base()
+	return d.addWaiter(b.fd, b.dir, waiter{op: op, b: b, gen: b.gen})
+}
+
+// dequeue takes the operation whose base is b off its wait list
+// (cancellation). Its entry may be out of reach — in a list runList has
+// detached, while a callback ahead of it cancels it — so first the
+// operation's generation moves on: whatever entry it left anywhere is
+// stale from now on and never runs (runList and the aborts skip it), even
+// if the operation is reused at once on another descriptor.
+func (d *Dispatcher) dequeue(b *opBase) {
+	b.gen++
+	if !d.removeWaiter(b.fd, b.dir, func(w *waiter) bool { return w.b == b }) {
+		if s := d.lookup(b.fd); s != nil && s.busy {
+			s.stale = true
+		}
+	}
+}
+
+// removeOp takes a pending operation without a base (WaitProcess) off
+// fd's list (cancellation).
+func (d *Dispatcher) removeOp(fd AsyncFD, dir poller.Interest, op ioOp) {
+	d.removeWaiter(fd, dir, func(w *waiter) bool { return w.op == op })
+}
+
+// removeWaiter removes the first entry of fd's list in direction dir for
+// which is reports true, and reports whether there was one.
+func (d *Dispatcher) removeWaiter(fd AsyncFD, dir poller.Interest, is func(*waiter) bool) bool {
 	s := d.lookup(fd)
 	if s == nil {
 		return false
@@ -262,9 +331,9 @@ func (d *Dispatcher) removeOp(fd AsyncFD, dir poller.Interest, op ioOp) bool {
 	if dir == poller.Write {
 		list = &s.writers
 	}
-	for i, w := range *list {
-		if w.op == op {
-			*list = append((*list)[:i:i], (*list)[i+1:]...)
+	for i := range *list {
+		if is(&(*list)[i]) {
+			*list = slices.Delete(*list, i, i+1)
 			d.recount(s)
 			return true
 		}
@@ -321,16 +390,18 @@ func (d *Dispatcher) dispatchEvent(ev poller.Event) {
 			want &^= poller.Write
 		}
 	}
-	if want != s.armed {
-		d.poller.Set(s.fd, s.token(), s.armed, want)
-		s.armed = want
-	}
+	// A failed disarm leaves the interest armed, and armed saying so:
+	// the next event with nobody waiting tries again.
+	d.setInterest(s, want)
 	s.busy = false
+	s.stale = false
 	d.recount(s)
 }
 
 // runList runs the callbacks in *list in order until one is not done; it
-// and the rest are kept, followed by callbacks added meanwhile.
+// and the rest are kept, followed by callbacks added meanwhile. Stale
+// entries (an operation dequeued or reused while the list was detached)
+// are skipped and dropped.
 func (d *Dispatcher) runList(s *fdState, list *[]waiter) {
 	cur := *list
 	*list = nil
@@ -343,15 +414,15 @@ func (d *Dispatcher) runList(s *fdState, list *[]waiter) {
 		}
 		if d.fds[s.fd] != s {
 			// Unregistered meanwhile: abort what was not run.
-			for _, w := range cur[i:] {
-				if w.op != nil {
-					w.op.abort(ErrNotRegistered)
-				}
-			}
+			abortAll(cur[i:], ErrNotRegistered)
 			return
 		}
 		if i < len(cur) {
-			*list = append(cur[i:len(cur):len(cur)], *list...)
+			rest := cur[i:len(cur):len(cur)]
+			if s.stale {
+				rest = slices.DeleteFunc(rest, func(w waiter) bool { return w.stale() })
+			}
+			*list = append(rest, *list...)
 		} else if *list == nil {
 			// All ran and none was added: keep the array for the next
 			// wait, so a wait costs no allocation of the list.
@@ -360,12 +431,15 @@ func (d *Dispatcher) runList(s *fdState, list *[]waiter) {
 		}
 	}()
 	for i < len(cur) {
-		w := cur[i]
+		w := &cur[i]
 		var done bool
-		if w.op != nil {
-			done = w.op.ready(s)
-		} else {
+		switch {
+		case w.op == nil:
 			done = w.cb(AsyncFD(s.fd))
+		case w.stale():
+			done = true
+		default:
+			done = w.op.ready(s)
 		}
 		if !done {
 			return

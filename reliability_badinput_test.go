@@ -363,8 +363,11 @@ func badCases() []badCase {
 			return result(e.d.Recv(ad.AsyncFD(e.unreg), 10, 0))
 		}},
 		{name: "Recv of another dispatcher's socket", want: ad.ErrNotRegistered, call: func(e *badEnv) error { return result(e.d.Recv(e.foreign, 10, 0)) }},
-		{name: "Recv of a descriptor that is not a socket", check: syscallErr(syscall.ENOTSOCK), call: func(e *badEnv) error {
-			return result(e.d.Recv(e.pr, 10, 0))
+		{name: "Recv with Peek of a pipe (Peek needs a socket)", check: syscallErr(syscall.ENOTSOCK), call: func(e *badEnv) error {
+			return result(e.d.Recv(e.pr, 10, ad.Peek))
+		}},
+		{name: "RecvFromInto of a pipe", check: syscallErr(syscall.ENOTSOCK), call: func(e *badEnv) error {
+			return result(e.d.RecvFromInto(e.pr, make([]byte, 10), 0))
 		}},
 		{name: "Recv after Close", want: ad.ErrClosed, call: func(e *badEnv) error { return result(e.closed.Recv(e.s, 10, 0)) }},
 		{name: "RecvInto(nil)", want: ad.ErrNilBuffer, call: func(e *badEnv) error { return result(e.d.RecvInto(e.s, nil, 0)) }},
@@ -374,8 +377,11 @@ func badCases() []badCase {
 		}},
 		{name: "Send after Close", want: ad.ErrClosed, call: func(e *badEnv) error { return result(e.closed.Send(e.c, []byte("x"), 0)) }},
 		{name: "Send(nil data)", call: func(e *badEnv) error { return result(e.d.Send(e.c, nil, 0)) }},
-		{name: "Send on a descriptor that is not a socket", check: syscallErr(syscall.ENOTSOCK), call: func(e *badEnv) error {
-			return result(e.d.SendString(e.pw, "x", 0))
+		{name: "SendTo on a pipe", check: syscallErr(syscall.ENOTSOCK), call: func(e *badEnv) error {
+			return result(e.d.SendTo(e.pw, []byte("x"), netip.MustParseAddrPort("127.0.0.1:9"), 0))
+		}},
+		{name: "SendToUnix on a pipe", check: syscallErr(syscall.ENOTSOCK), call: func(e *badEnv) error {
+			return result(e.d.SendToUnix(e.pw, []byte("x"), "@nobody", 0))
 		}},
 		{name: "SendTo an invalid address", want: ad.ErrNoAddress, call: func(e *badEnv) error {
 			return result(e.d.SendTo(e.c, []byte("x"), netip.AddrPort{}, 0))

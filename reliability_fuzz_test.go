@@ -16,7 +16,8 @@ import (
 
 // Fuzz targets of the root package (seed corpora in testdata/fuzz;
 // .ci/fuzz runs each for a few seconds, README "Long runs" says how to
-// run them longer). The timer queue's is internal/timerheap's FuzzHeap.
+// run them longer). The timer queue's is internal/timerheap's FuzzHeap;
+// the socket addresses' are internal/sockaddr's.
 
 // fuzzD makes a dispatcher for one fuzz input and checks, when the input
 // is done, that closing it leaves nothing.
@@ -530,86 +531,6 @@ func FuzzListenAddr(f *testing.F) {
 		stream := network[0] == 't'
 		if la.Listen != stream || (la.SockType == unix.SOCK_STREAM) != stream || (la.Proto == unix.IPPROTO_TCP) != stream {
 			t.Fatalf("%q: %+v", network, la)
-		}
-	})
-}
-
-// Raw socket addresses as the kernel hands them to a receive or an
-// accept, whatever their bytes and length: no panic, and RecvFromInto's
-// sender and AcceptAddr's address agree.
-func FuzzSockaddrDecode(f *testing.F) {
-	f.Add([]byte{2, 0, 0x1f, 0x90, 127, 0, 0, 1}, uint32(16))
-	f.Add(append([]byte{10, 0, 0, 80, 0, 0, 0, 0}, netip.MustParseAddr("::ffff:1.2.3.4").AsSlice()...), uint32(28))
-	f.Add([]byte{1, 0, '/', 't', 'm', 'p', 0}, uint32(7))
-	f.Add([]byte{1, 0, 0, 'a', 'b'}, uint32(5))
-	f.Add([]byte{1, 0}, uint32(200))
-	f.Add([]byte{99, 0}, uint32(2))
-	f.Fuzz(func(t *testing.T, raw []byte, alen uint32) {
-		from, path, accepted, err := ad.DecodeSockaddr(raw, alen)
-		var b [2]byte
-		copy(b[:], raw)
-		fam := uint16(b[0]) | uint16(b[1])<<8 // sa_family, little-endian
-		switch fam {
-		case unix.AF_INET:
-			if err != nil || !from.Addr().Is4() || accepted != from.Addr().String() || path != "" {
-				t.Fatalf("AF_INET: %v %q %q %v", from, path, accepted, err)
-			}
-		case unix.AF_INET6:
-			if err != nil || !from.Addr().Is6() || accepted != from.Addr().Unmap().WithZone("").String() || path != "" {
-				t.Fatalf("AF_INET6: %v %q %q %v", from, path, accepted, err)
-			}
-		case unix.AF_UNIX:
-			if err != nil || accepted != "unix" || from.IsValid() {
-				t.Fatalf("AF_UNIX: %v %q %q %v", from, path, accepted, err)
-			}
-			if int64(alen)-2 <= 0 && path != "" {
-				t.Fatalf("AF_UNIX with length %d: path %q", alen, path)
-			}
-			if len(path) > 109 {
-				t.Fatalf("AF_UNIX path of %d bytes", len(path))
-			}
-		default:
-			if err == nil || from.IsValid() || path != "" {
-				t.Fatalf("family %d: %v %q %q %v", fam, from, path, accepted, err)
-			}
-		}
-	})
-}
-
-// SendTo's and SendToUnix's encodings read back by the receive path give
-// the address that was encoded.
-func FuzzSockaddrRoundTrip(f *testing.F) {
-	f.Add(netip.MustParseAddr("127.0.0.1").AsSlice(), uint16(80), "/tmp/x")
-	f.Add(netip.MustParseAddr("::1").AsSlice(), uint16(0), "@abstract")
-	f.Add(netip.MustParseAddr("::ffff:1.2.3.4").AsSlice(), uint16(65535), "@")
-	f.Add([]byte{1, 2, 3}, uint16(1), "")
-	f.Add([]byte{}, uint16(1), strings.Repeat("x", 108))
-	f.Fuzz(func(t *testing.T, ipBytes []byte, port uint16, path string) {
-		ip, ok := netip.AddrFromSlice(ipBytes)
-		ap := netip.AddrPortFrom(ip, port)
-		raw, n := ad.EncodeInet(ap)
-		if !ok {
-			if n != 0 {
-				t.Fatalf("invalid address encoded in %d bytes", n)
-			}
-		} else {
-			from, _, _, err := ad.DecodeSockaddr(raw, n)
-			if err != nil || from != ap {
-				t.Fatalf("%v encoded (%d bytes) and decoded: %v, %v", ap, n, from, err)
-			}
-		}
-		raw, n = ad.EncodeUnix(path)
-		// A path with a NUL would name another socket (the kernel stops
-		// there), unless it is abstract ("@..."), where any byte goes.
-		if path == "" || len(path) >= 108 || (path[0] != '@' && strings.IndexByte(path, 0) >= 0) {
-			if n != 0 {
-				t.Fatalf("invalid path %q encoded in %d bytes", path, n)
-			}
-			return
-		}
-		_, got, accepted, err := ad.DecodeSockaddr(raw, n)
-		if err != nil || accepted != "unix" || got != path {
-			t.Fatalf("path %q encoded (%d bytes) and decoded: %q, %v", path, n, got, err)
 		}
 	})
 }

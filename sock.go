@@ -8,17 +8,17 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/poller"
+	"github.com/asyncdispatch/asyncdispatch/internal/sockaddr"
 	"github.com/asyncdispatch/asyncdispatch/internal/sys"
 )
 
-// Sockets (shared/nim-semantics.md §12–§16, §19), the contract of every
+// Sockets (Nim's asyncdispatch socket procedures), the contract of every
 // operation in sock*.go:
 //
 //   - Try first. Recv, RecvInto, RecvFromInto, Send, SendTo and Accept
@@ -41,7 +41,10 @@ import (
 //     are *os.SyscallError values carrying the errno (errors.Is(err,
 //     syscall.ECONNRESET) works).
 //   - Every pending operation can be cancelled (Future.Cancel): it leaves
-//     its descriptor's wait list, so no interest lingers.
+//     its descriptor's wait list, so no interest lingers, and it does no
+//     I/O after that, whatever the order of callbacks and cancellations
+//     (sock_op.go). An operation that completed before the Cancel keeps
+//     its result (Cancel reports false).
 //   - CloseSocket fails the pending operations with ErrClosedSocket while
 //     the descriptor is still open, then closes it: nothing touches an fd
 //     number after it was released for reuse (Nim #12652).
@@ -129,24 +132,6 @@ func canTry(s *fdState, dir poller.Interest) bool {
 		return len(s.readers) == 0 && !s.drained
 	}
 	return len(s.writers) == 0
-}
-
-// start finishes setting up op's future f and either completes the
-// operation at once (try first) or queues it on fd.
-func start[T any](d *Dispatcher, f *Future[T], op ioOp, fd AsyncFD, dir poller.Interest) *Future[T] {
-	s, err := d.sockFD(fd)
-	if err != nil {
-		f.tryFail(err)
-		return f
-	}
-	if canTry(s, dir) && op.ready(s) {
-		d.charge()
-		return f
-	}
-	if err := d.addWaiter(fd, dir, waiter{op: op}); err != nil {
-		f.tryFail(err)
-	}
-	return f
 }
 
 // failedFuture returns a future failed with err at once.
@@ -244,7 +229,7 @@ func (d *Dispatcher) Listen(network, address string) (AsyncFD, error) {
 	fd, err := d.bindListen(la.domain, la.sockType, la.proto, la.sa, la.listen, la.v6only)
 	if err != nil && la.fallback4 && errors.Is(err, unix.EAFNOSUPPORT) {
 		// No IPv6 on this machine: the IPv4 wildcard then.
-		sa := inetSockaddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(la.port)))
+		sa := sockaddr.Inet(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(la.port)))
 		return d.bindListen(unix.AF_INET, la.sockType, la.proto, sa, la.listen, false)
 	}
 	return fd, err
@@ -319,7 +304,7 @@ func parseListenAddr(network, address string) (listenAddr, error) {
 		la.fallback4 = last != '6'
 	}
 	la.domain = familyOf(ip)
-	la.sa = inetSockaddr(netip.AddrPortFrom(ip, uint16(port)))
+	la.sa = sockaddr.Inet(netip.AddrPortFrom(ip, uint16(port)))
 	return la, nil
 }
 
@@ -370,49 +355,13 @@ func familyOf(ip netip.Addr) int {
 	return unix.AF_INET6
 }
 
-// inetSockaddr converts an address for unix.Bind and unix.Connect
-// (IPv4-mapped addresses stay IPv6, for dual-stack sockets).
-func inetSockaddr(ap netip.AddrPort) unix.Sockaddr {
-	ip := ap.Addr()
-	if ip.Is4() {
-		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ip.As4()}
-	}
-	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16(), ZoneId: zoneID(ip.Zone())}
-}
-
-// zoneID is the interface index of an IPv6 zone ("" is 0; a number is
-// taken as the index).
-func zoneID(zone string) uint32 {
-	if zone == "" {
-		return 0
-	}
-	if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
-		return uint32(n)
-	}
-	if ifi, err := net.InterfaceByName(zone); err == nil {
-		return uint32(ifi.Index)
-	}
-	return 0
-}
-
 // unixSockaddr checks a socket path; a leading '@' names an abstract
 // socket (as in Go's net package).
 func unixSockaddr(path string) (*unix.SockaddrUnix, error) {
-	if !validUnixPath(path) {
+	if !sockaddr.ValidUnixPath(path) {
 		return nil, addrError("invalid Unix socket path", path)
 	}
 	return &unix.SockaddrUnix{Name: path}, nil
-}
-
-// validUnixPath reports whether path fits a sockaddr_un and names what it
-// says: not empty, shorter than sun_path, and without a NUL unless it is
-// abstract (the kernel would stop at the NUL and use another socket).
-func validUnixPath(path string) bool {
-	var raw unix.RawSockaddrUnix
-	if path == "" || len(path) >= len(raw.Path) {
-		return false
-	}
-	return path[0] == '@' || strings.IndexByte(path, 0) < 0
 }
 
 // GetLocalAddr returns the local address of a socket (Nim's
@@ -420,33 +369,34 @@ func validUnixPath(path string) bool {
 // ("127.0.0.1", "::1") and the port; for a Unix socket, its path (empty if
 // unbound) and port 0.
 func GetLocalAddr(fd AsyncFD) (address string, port int, err error) {
-	sa, err := unix.Getsockname(int(fd))
+	var rsa unix.RawSockaddrAny
+	alen, err := sockaddr.Getsockname(int(fd), &rsa)
 	if err != nil {
 		return "", 0, os.NewSyscallError("getsockname", err)
 	}
-	return sockaddrString(sa)
+	return hostPort(&rsa, alen)
 }
 
 // GetPeerAddr returns the address of a connected socket's peer (Nim's
 // nativesockets.getPeerAddr), formatted as GetLocalAddr does.
 func GetPeerAddr(fd AsyncFD) (address string, port int, err error) {
-	sa, err := unix.Getpeername(int(fd))
+	var rsa unix.RawSockaddrAny
+	alen, err := sockaddr.Getpeername(int(fd), &rsa)
 	if err != nil {
 		return "", 0, os.NewSyscallError("getpeername", err)
 	}
-	return sockaddrString(sa)
+	return hostPort(&rsa, alen)
 }
 
-func sockaddrString(sa unix.Sockaddr) (string, int, error) {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrFrom4(a.Addr).String(), a.Port, nil
-	case *unix.SockaddrInet6:
-		return netip.AddrFrom16(a.Addr).Unmap().String(), a.Port, nil
-	case *unix.SockaddrUnix:
-		return a.Name, 0, nil
+func hostPort(rsa *unix.RawSockaddrAny, alen uint32) (string, int, error) {
+	ap, path, err := sockaddr.Decode(rsa, alen)
+	switch {
+	case err != nil:
+		return "", 0, fmt.Errorf("asyncdispatch: %w %d", err, rsa.Addr.Family)
+	case !ap.IsValid():
+		return path, 0, nil
 	}
-	return "", 0, fmt.Errorf("asyncdispatch: unknown socket family %T", sa)
+	return sockaddr.Host(ap.Addr()), int(ap.Port()), nil
 }
 
 // bytesOf views s as bytes without copying, for operations that only read

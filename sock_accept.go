@@ -2,21 +2,20 @@ package asyncdispatch
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/poller"
+	"github.com/asyncdispatch/asyncdispatch/internal/sockaddr"
 )
 
 // Accepting, and surviving descriptor exhaustion.
 //
 // When accept4 fails with EMFILE (or ENFILE, ENOBUFS, ENOMEM) the
 // connection stays in the listen backlog and the listener stays readable,
-// so a loop that simply fails or retries spins at 100% CPU (Nim §14, p27;
+// so a loop that simply fails or retries spins at 100% CPU (Nim does;
 // gnet, evio and nbio do the same). Here such an error neither fails the
 // accept nor retries at once. What must stay true during an episode:
 //   - the pending accepts stay queued, in order, on the listener (so they
@@ -68,33 +67,82 @@ type AcceptResult struct {
 	Client AsyncFD
 }
 
-// acceptCore is what AcceptAddr and Accept share.
-type acceptCore struct {
-	d           *Dispatcher
-	fd          AsyncFD
-	s           *fdState // the listener's registration when the op started
-	flags       SocketFlag
+// acceptOp is a pending Accept (T is AsyncFD) or AcceptAddr (T is
+// AcceptResult); the peer's address is received into the operation.
+type acceptOp[T any] struct {
+	futureOp[T]
+	// s is the listener's registration when the accept started.
+	s           *fdState
 	inheritable bool
+	alen        uint32
+	rsa         unix.RawSockaddrAny
+	// result makes the future's value of the new connection; rsa is nil
+	// for Accept, which does not ask for the address. An error closes the
+	// connection and fails the accept.
+	result func(client AsyncFD, rsa *unix.RawSockaddrAny) (T, error)
 }
 
-// step accepts one connection. again means nothing can be accepted now:
-// the backlog is empty (EAGAIN) or the listener is backing off; otherwise
-// either client is registered or err is the accept's error.
-func (c *acceptCore) step(rsa *unix.RawSockaddrAny, alen *uint32) (client AsyncFD, again bool, err error) {
-	d := c.d
-	bo := d.sock.backoff[c.s]
+func (op *acceptOp[T]) ready(*fdState) bool {
+	var rsa *unix.RawSockaddrAny
+	var alen *uint32
+	if op.name == nameAcceptAddr {
+		rsa, alen = &op.rsa, &op.alen
+	}
+	client, again, err := op.fut.d.acceptOne(&op.opBase, op.s, op.inheritable, rsa, alen)
+	if again {
+		return false
+	}
+	if err != nil {
+		op.fail(err)
+		return true
+	}
+	v, err := op.result(client, rsa)
+	if err != nil {
+		op.fut.d.CloseSocket(client)
+		op.fail(err)
+		return true
+	}
+	op.complete(v)
+	return true
+}
+
+// cancel leaves the listener's list, and stops a back-off timer nobody
+// waits for any more.
+func (op *acceptOp[T]) cancel() bool {
+	op.futureOp.cancel()
+	if bo := op.fut.d.sock.backoff[op.s]; bo != nil && bo.parked() && len(op.s.readers) == 0 {
+		bo.timer.Stop()
+		bo.timer = nil
+	}
+	return true
+}
+
+// abort: the listener was unregistered or closed.
+func (op *acceptOp[T]) abort(err error) {
+	op.fail(err)
+	if d := op.fut.d; d.lookup(op.fd) != op.s {
+		d.forgetListener(op.s)
+	}
+}
+
+// acceptOne accepts one connection on the listener b.fd (registration s).
+// again means nothing can be accepted now: the backlog is empty (EAGAIN)
+// or the listener is backing off; otherwise either client is registered or
+// err is the accept's error.
+func (d *Dispatcher) acceptOne(b *opBase, s *fdState, inheritable bool, rsa *unix.RawSockaddrAny, alen *uint32) (client AsyncFD, again bool, err error) {
+	bo := d.sock.backoff[s]
 	if bo != nil && bo.parked() {
 		return InvalidFD, true, nil
 	}
 	flags := unix.SOCK_NONBLOCK
-	if !c.inheritable {
+	if !inheritable {
 		flags |= unix.SOCK_CLOEXEC
 	}
 	for {
 		if alen != nil {
 			*alen = unix.SizeofSockaddrAny
 		}
-		nfd, err := sysAccept4(int(c.fd), rsa, alen, flags)
+		nfd, err := sysAccept4(int(b.fd), rsa, alen, flags)
 		switch {
 		case err == nil:
 			if bo != nil {
@@ -108,17 +156,17 @@ func (c *acceptCore) step(rsa *unix.RawSockaddrAny, alen *uint32) (client AsyncF
 		case err == unix.EAGAIN:
 			if bo != nil {
 				// Backlog drained: the episode is over.
-				delete(d.sock.backoff, c.s)
+				delete(d.sock.backoff, s)
 			}
 			return InvalidFD, true, nil
 		case err == unix.ECONNABORTED:
 			// The connection died in the backlog: take the next (Go's
 			// net does the same).
 			continue
-		case c.flags&SafeDisconn != 0 && isDisconn(err):
+		case b.flags&SafeDisconn != 0 && isDisconn(err):
 			continue // Nim retries these with SafeDisconn
 		case isExhaustion(err):
-			d.parkListener(c.s, err)
+			d.parkListener(s, err)
 			return InvalidFD, true, nil
 		}
 		return InvalidFD, false, os.NewSyscallError("accept4", err)
@@ -174,13 +222,9 @@ func (d *Dispatcher) unparkListener(bo *acceptBackoff) {
 		d.forgetListener(s)
 		return
 	}
-	if len(s.readers) > 0 && s.armed&poller.Read == 0 {
-		if d.poller.Set(s.fd, s.token(), s.armed, s.armed|poller.Read) != nil {
-			// Could not re-arm (out of memory?): wait another round.
-			d.parkListener(s, unix.ENOMEM)
-			return
-		}
-		s.armed |= poller.Read
+	if len(s.readers) > 0 && d.setInterest(s, s.armed|poller.Read) != nil {
+		// Could not re-arm (out of memory?): wait another round.
+		d.parkListener(s, unix.ENOMEM)
 	}
 }
 
@@ -211,101 +255,28 @@ func (d *Dispatcher) forgetListener(s *fdState) {
 // dispatchEvent keeps what it finds in s.armed, so this holds even when
 // called from a ready callback of s.
 func (d *Dispatcher) disarmRead(s *fdState) {
-	if s.armed&poller.Read != 0 {
-		d.poller.Set(s.fd, s.token(), s.armed, s.armed&^poller.Read)
-		s.armed &^= poller.Read
-	}
+	d.setInterest(s, s.armed&^poller.Read)
 }
 
-// cancelAccept is the shared part of cancelling an accept: leave the
-// listener's list, and stop a back-off timer nobody waits for any more.
-func (c *acceptCore) cancelAccept(op ioOp) {
-	d := c.d
-	d.removeOp(c.fd, poller.Read, op)
-	if bo := d.sock.backoff[c.s]; bo != nil && bo.parked() && len(c.s.readers) == 0 {
-		bo.timer.Stop()
-		bo.timer = nil
-	}
+func acceptedFD(client AsyncFD, _ *unix.RawSockaddrAny) (AsyncFD, error) { return client, nil }
+
+func acceptedAddr(client AsyncFD, rsa *unix.RawSockaddrAny) (AcceptResult, error) {
+	addr, err := peerHost(rsa, unix.SizeofSockaddrAny)
+	return AcceptResult{Address: addr, Client: client}, err
 }
 
-// abortAccept: the listener was unregistered or closed.
-func (c *acceptCore) abortAccept() {
-	if c.d.lookup(c.fd) != c.s {
-		c.d.forgetListener(c.s)
-	}
-}
-
-// queue puts an accept on the listener's list; a backing-off listener
-// stays disarmed.
-func (c *acceptCore) queue(op ioOp) error {
-	d := c.d
-	if err := d.addWaiter(c.fd, poller.Read, waiter{op: op}); err != nil {
-		return err
-	}
-	if bo := d.sock.backoff[c.s]; bo != nil && bo.parked() {
-		d.disarmRead(c.s)
-	}
-	return nil
-}
-
-func (c *acceptCore) init(d *Dispatcher, fd AsyncFD, flags SocketFlag, inheritable bool) error {
-	c.d, c.fd, c.flags, c.inheritable = d, fd, flags, inheritable
-	s, err := d.sockFD(fd)
-	c.s = s
-	return err
-}
-
-// acceptAddrOp is a pending AcceptAddr; the peer's address is received
-// into the operation.
-type acceptAddrOp struct {
-	fut Future[AcceptResult]
-	acceptCore
-	rsa  unix.RawSockaddrAny
-	alen uint32
-}
-
-func (op *acceptAddrOp) procName() string { return "AcceptAddr" }
-func (op *acceptAddrOp) cancel() bool     { op.cancelAccept(op); return true }
-func (op *acceptAddrOp) abort(err error) {
-	op.fut.tryFail(err)
-	op.abortAccept()
-}
-
-func (op *acceptAddrOp) ready(*fdState) bool {
-	if op.fut.state != pending {
-		return true
-	}
-	client, again, err := op.step(&op.rsa, &op.alen)
-	if again {
-		return false
-	}
-	if err != nil {
-		op.fut.tryFail(err)
-		return true
-	}
-	addr, err := addrString(&op.rsa)
-	if err != nil {
-		op.d.CloseSocket(client)
-		op.fut.tryFail(err)
-		return true
-	}
-	op.fut.tryComplete(AcceptResult{Address: addr, Client: client})
-	return true
-}
-
-// addrString formats a peer address as Nim's getAddrString does.
-func addrString(rsa *unix.RawSockaddrAny) (string, error) {
-	switch rsa.Addr.Family {
-	case unix.AF_INET:
-		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		return netip.AddrFrom4(p.Addr).String(), nil
-	case unix.AF_INET6:
-		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		return netip.AddrFrom16(p.Addr).Unmap().String(), nil
-	case unix.AF_UNIX:
+// peerHost formats a peer address as Nim's getAddrString does: the IP
+// address without port and zone ("127.0.0.1", "::1", an IPv4-mapped one
+// as IPv4), "unix" for an AF_UNIX peer.
+func peerHost(rsa *unix.RawSockaddrAny, alen uint32) (string, error) {
+	ap, _, err := sockaddr.Decode(rsa, alen)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("asyncdispatch: %w %d in getAddrString", err, rsa.Addr.Family)
+	case !ap.IsValid():
 		return "unix", nil
 	}
-	return "", fmt.Errorf("asyncdispatch: unknown socket family %d in getAddrString", rsa.Addr.Family)
+	return sockaddr.Host(ap.Addr()), nil
 }
 
 // AcceptAddr accepts a connection on the listening socket fd and completes
@@ -325,64 +296,39 @@ func addrString(rsa *unix.RawSockaddrAny) (string, error) {
 // fail the future. The future can be cancelled; CloseSocket of the
 // listener fails it with ErrClosedSocket.
 func (d *Dispatcher) AcceptAddr(fd AsyncFD, flags SocketFlag, inheritable bool) *Future[AcceptResult] {
-	op := &acceptAddrOp{}
-	return startAccept(d, &op.fut, op, &op.acceptCore, fd, flags, inheritable)
+	return startAccept(d, nameAcceptAddr, fd, flags, inheritable, acceptedAddr)
 }
 
-// startAccept sets up an accept operation's future and either accepts at
-// once (try first) or queues the operation on the listener.
-func startAccept[T any](d *Dispatcher, f *Future[T], op interface {
-	ioOp
-	source
-}, core *acceptCore, fd AsyncFD, flags SocketFlag, inheritable bool) *Future[T] {
-	f.init(d, op, 3)
-	if err := core.init(d, fd, flags, inheritable); err != nil {
-		f.tryFail(err)
-		return f
-	}
-	if canTry(core.s, poller.Read) && op.ready(core.s) {
-		d.charge()
-		return f
-	}
-	if err := core.queue(op); err != nil {
-		f.tryFail(err)
-	}
-	return f
-}
-
-// acceptOp is a pending Accept.
-type acceptOp struct {
-	fut Future[AsyncFD]
-	acceptCore
-}
-
-func (op *acceptOp) procName() string { return "Accept" }
-func (op *acceptOp) cancel() bool     { op.cancelAccept(op); return true }
-func (op *acceptOp) abort(err error) {
-	op.fut.tryFail(err)
-	op.abortAccept()
-}
-
-func (op *acceptOp) ready(*fdState) bool {
-	if op.fut.state != pending {
-		return true
-	}
-	client, again, err := op.step(nil, nil)
-	if again {
-		return false
-	}
+// startAccept makes an accept operation and either accepts at once (try
+// first) or queues it on the listener; a backing-off listener stays
+// disarmed.
+func startAccept[T any](d *Dispatcher, name opName, fd AsyncFD, flags SocketFlag, inheritable bool, result func(AsyncFD, *unix.RawSockaddrAny) (T, error)) *Future[T] {
+	op := &acceptOp[T]{inheritable: inheritable, result: result}
+	op.opBase = opBase{fd: fd, dir: poller.Read, name: name, flags: flags}
+	op.fut.init(d, op, 3)
+	s, err := d.sockFD(fd)
 	if err != nil {
-		op.fut.tryFail(err)
-	} else {
-		op.fut.tryComplete(client)
+		op.fail(err)
+		return &op.fut
 	}
-	return true
+	op.s = s
+	if canTry(s, poller.Read) && op.ready(s) {
+		d.charge()
+		return &op.fut
+	}
+	if err := d.queueOp(op); err != nil {
+		op.fail(err)
+		return &op.fut
+	}
+	if bo := d.sock.backoff[s]; bo != nil && bo.parked() {
+		d.disarmRead(s)
+	}
+	return &op.fut
 }
 
 // Accept is AcceptAddr without the address (Nim's accept). Unlike Nim's,
 // which wraps acceptAddr and so finishes one callback round later, it
 // completes as soon as the connection is accepted.
 func (d *Dispatcher) Accept(fd AsyncFD, flags SocketFlag, inheritable bool) *Future[AsyncFD] {
-	op := &acceptOp{}
-	return startAccept(d, &op.fut, op, &op.acceptCore, fd, flags, inheritable)
+	return startAccept(d, nameAccept, fd, flags, inheritable, acceptedFD)
 }

@@ -88,7 +88,7 @@ func TestAcceptFlagsAndOrder(t *testing.T) {
 	})
 }
 
-// The AddRead/AddWrite protocol of §16 on sockets: false keeps the
+// The AddRead/AddWrite protocol on sockets: false keeps the
 // callback (and the ones behind it) for the next readiness, true removes
 // it; when both lists are empty the socket stops counting as active.
 func TestAddReadAddWriteOnSockets(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/poller"
+	"github.com/asyncdispatch/asyncdispatch/internal/sockaddr"
 	"github.com/asyncdispatch/asyncdispatch/internal/sys"
 )
 
@@ -28,9 +29,7 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 // connectOp is a pending Connect: resolving, then trying the addresses
 // one by one on the same socket.
 type connectOp struct {
-	fut    Future[Void]
-	d      *Dispatcher
-	fd     AsyncFD
+	futureOp[Void]
 	domain int
 	port   int
 	addrs  []netip.Addr
@@ -43,13 +42,11 @@ type connectOp struct {
 	lastErr error
 }
 
-func (op *connectOp) procName() string { return "Connect" }
-
 func (op *connectOp) cancel() bool {
 	op.res.stop()
 	op.res = nil
 	if op.queued {
-		op.d.removeOp(op.fd, poller.Write, op)
+		op.futureOp.cancel()
 		op.queued = false
 	}
 	return true
@@ -57,22 +54,17 @@ func (op *connectOp) cancel() bool {
 
 func (op *connectOp) abort(err error) {
 	op.queued = false
-	op.fut.tryFail(err)
+	op.fail(err)
 }
 
 // ready: the socket became writable, the attempt in progress is over.
 func (op *connectOp) ready(s *fdState) bool {
-	fd := AsyncFD(s.fd)
-	if op.fut.state != pending {
-		op.queued = false
-		return true
-	}
-	switch err := connectResult(fd); err {
+	switch err := connectResult(AsyncFD(s.fd)); err {
 	case errConnecting:
 		return false
 	case nil:
 		op.queued = false
-		op.fut.tryComplete(Void{})
+		op.complete(Void{})
 		return true
 	default:
 		op.lastErr = &ConnectError{Addr: op.cur, Err: err}
@@ -133,7 +125,7 @@ func (op *connectOp) tryNext() bool {
 		ap := netip.AddrPortFrom(op.addrs[op.next], uint16(op.port))
 		op.next++
 		op.cur = ap.String()
-		sa := inetSockaddr(ap)
+		sa := sockaddr.Inet(ap)
 		err := startConnect(op.fd, sa)
 		if op.next > 1 && errors.Is(err, unix.ECONNABORTED) {
 			// The socket still says "connecting" after the failed attempt
@@ -162,7 +154,7 @@ func (op *connectOp) waitFor(err error) bool {
 		return false
 	case errConnecting:
 		if !op.queued {
-			if err := op.d.addWaiter(op.fd, poller.Write, waiter{op: op}); err != nil {
+			if err := op.fut.d.queueOp(op); err != nil {
 				op.fut.tryFail(err)
 				return false
 			}
@@ -222,7 +214,8 @@ func familyName(domain int) string {
 // Cancelling the future stops the resolution or the attempt in progress;
 // the socket is then in no defined state and should be closed.
 func (d *Dispatcher) Connect(fd AsyncFD, address string, port int, domain int) *Future[Void] {
-	op := &connectOp{d: d, fd: fd, domain: domain, port: port}
+	op := &connectOp{domain: domain, port: port}
+	op.opBase = opBase{fd: fd, dir: poller.Write, name: nameConnect}
 	op.fut.init(d, op, 2)
 	if _, err := d.sockFD(fd); err != nil {
 		op.fut.tryFail(err)

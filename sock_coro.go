@@ -11,82 +11,43 @@ import "github.com/asyncdispatch/asyncdispatch/internal/poller"
 // co.WaitReadable and co.WaitWritable. A coroutine waits for one thing at a
 // time, and nobody else ever sees that future, so one object (coroOp)
 // serves all four kinds of operation, which keeps a coroutine that has done
-// I/O one small allocation larger, not three (idle connections: issue 5's
-// memory target); a connection served by an async procedure then allocates
-// nothing per message in steady state (the Nim port of an echo server,
-// written with these, makes no garbage at all).
+// I/O one small allocation larger, not three (what matters for memory
+// with many idle connections); a connection served by an async procedure
+// then allocates nothing per message in steady state (the Nim port of an
+// echo server, written with these, makes no garbage at all).
 //
 // What must stay true: the reused future is reset only after Await has
-// returned, when its callbacks have run and no wait list holds it.
+// returned, when its callbacks have run and no wait list holds a live entry
+// of it. An entry of the last use may still sit in a list that was
+// detached when the use was cancelled; the reset moves the operation to a
+// new generation, so that entry is stale and never runs (sock_op.go).
 
-// coroOp is a coroutine's reusable operation: a receive, a send, or a
-// readiness wait, whichever it awaits now.
+// coroOp is a coroutine's reusable operation: a receive (nameRecvInto),
+// a send (nameSend) or a readiness wait (nameWaitReadable,
+// nameWaitWritable), whichever it awaits now.
 type coroOp struct {
-	fut Future[int]
-	fd  AsyncFD
-	// buf is the receive buffer, or what is left to send.
-	buf   []byte
-	flags SocketFlag
-	kind  coroOpKind
-	dir   poller.Interest
-	wrote bool // a send: part of buf went out already
-}
-
-type coroOpKind uint8
-
-const (
-	opRecv coroOpKind = iota
-	opSend
-	opWait
-)
-
-func (op *coroOp) procName() string {
-	switch {
-	case op.kind == opRecv:
-		return "RecvInto"
-	case op.kind == opSend:
-		return "Send"
-	case op.dir == poller.Read:
-		return "WaitReadable"
-	}
-	return "WaitWritable"
-}
-
-func (op *coroOp) cancel() bool {
-	op.fut.d.removeOp(op.fd, op.dir, op)
-	op.buf = nil
-	return true
-}
-
-func (op *coroOp) abort(err error) {
-	op.fut.tryFail(err)
-	op.buf = nil
+	futureOp[int]
 }
 
 func (op *coroOp) ready(s *fdState) bool {
-	if op.fut.state != pending {
-		// Cancelled while its wait list was being run: do nothing.
-		return true
-	}
 	var (
 		n    int
 		err  error
 		done = true
 	)
-	switch op.kind {
-	case opRecv:
-		n, err, done = recvOnce(s, op.buf, op.flags)
-	case opSend:
-		err, done = sendSome(s, &op.buf, &op.wrote, op.flags)
+	switch op.name {
+	case nameRecvInto:
+		n, err, done = op.recvOnce(s)
+	case nameSend:
+		err, done = op.sendSome(s)
 	}
 	if !done {
 		return false
 	}
-	op.buf = nil
 	if err != nil {
-		op.fut.tryFail(err)
+		op.fail(err)
 	} else {
-		op.fut.tryComplete(n)
+		op.complete(n)
 	}
 	return true
 }
@@ -109,14 +70,25 @@ func (co *Coro) running() error {
 // still pending — only possible if Await returned without waiting for it,
 // in a coroutine that Close is unwinding — is left where it is (Close
 // aborts it) and replaced.
-func (co *Coro) use(kind coroOpKind, fd AsyncFD, dir poller.Interest, skip int) *coroOp {
+func (co *Coro) use(name opName, fd AsyncFD, dir poller.Interest, skip int) *coroOp {
 	op := co.op
 	if op == nil || (op.fut.d != nil && op.fut.state == pending) {
 		op = &coroOp{}
 		co.op = op
 	}
-	*op = coroOp{fd: fd, kind: kind, dir: dir}
+	// A new generation: an entry the last use left behind on a wait
+	// list (cancelled while the list was detached) is stale.
+	gen := op.gen + 1
+	*op = coroOp{}
+	op.opBase = opBase{fd: fd, gen: gen, dir: dir, name: name}
 	op.fut.init(co.d, op, skip+1)
+	// Seen from the start: nobody but the Await of the call ever sees this
+	// future, and that Await returns every outcome to the procedure, so a
+	// failure cannot go unread. Otherwise each failure would attach an
+	// unseen-failure cleanup (future_unseen.go) to this one object, which
+	// lives as long as the coroutine: memory growing with every failed
+	// call although every error was read.
+	op.fut.seen = true
 	return op
 }
 
@@ -129,9 +101,9 @@ func (co *Coro) RecvInto(fd AsyncFD, buf []byte, flags SocketFlag) (int, error) 
 	if err := co.running(); err != nil {
 		return 0, err
 	}
-	op := co.use(opRecv, fd, poller.Read, 2)
+	op := co.use(nameRecvInto, fd, poller.Read, 2)
 	op.buf, op.flags = buf, flags
-	n, err := Await(co, start(co.d, &op.fut, op, fd, poller.Read))
+	n, err := Await(co, start(co.d, &op.fut, op))
 	op.buf = nil
 	return n, err
 }
@@ -142,9 +114,9 @@ func (co *Coro) Send(fd AsyncFD, data []byte, flags SocketFlag) error {
 	if err := co.running(); err != nil {
 		return err
 	}
-	op := co.use(opSend, fd, poller.Write, 2)
+	op := co.use(nameSend, fd, poller.Write, 2)
 	op.buf, op.flags = data, flags
-	_, err := Await(co, start(co.d, &op.fut, op, fd, poller.Write))
+	_, err := Await(co, start(co.d, &op.fut, op))
 	op.buf = nil
 	return err
 }
@@ -156,25 +128,25 @@ func (co *Coro) Send(fd AsyncFD, data []byte, flags SocketFlag) error {
 // operations it queues behind pending receives on fd, is cancellable,
 // and fails with ErrClosedSocket if fd is closed meanwhile.
 func (co *Coro) WaitReadable(fd AsyncFD) error {
-	return co.waitReady(fd, poller.Read)
+	return co.waitReady(fd, poller.Read, nameWaitReadable)
 }
 
 // WaitWritable suspends the procedure on co until fd is writable.
 func (co *Coro) WaitWritable(fd AsyncFD) error {
-	return co.waitReady(fd, poller.Write)
+	return co.waitReady(fd, poller.Write, nameWaitWritable)
 }
 
-func (co *Coro) waitReady(fd AsyncFD, dir poller.Interest) error {
+func (co *Coro) waitReady(fd AsyncFD, dir poller.Interest, name opName) error {
 	if err := co.running(); err != nil {
 		return err
 	}
 	if _, err := co.d.sockFD(fd); err != nil {
 		return err
 	}
-	op := co.use(opWait, fd, dir, 3)
+	op := co.use(name, fd, dir, 3)
 	// Readiness is only known from the poller: always wait for an event
 	// (level-triggered, so data already there is reported at once).
-	if err := co.d.addWaiter(fd, dir, waiter{op: op}); err != nil {
+	if err := co.d.queueOp(op); err != nil {
 		return err
 	}
 	_, err := Await(co, &op.fut)

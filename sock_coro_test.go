@@ -3,6 +3,7 @@ package asyncdispatch_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -271,5 +272,232 @@ func TestCoroIOStaleCoro(t *testing.T) {
 	})
 	if s, err := ad.WaitFor(got); s != "hello" || err != nil {
 		t.Fatalf("the data after the refused calls: %q %v", s, err)
+	}
+}
+
+// A coroutine's operation cancelled while its wait list is being run (by
+// an AddRead/AddWrite callback ahead of it that returns false) and then
+// reused on another socket never does I/O through the entry it left
+// behind: A's next readiness must neither receive from A nor send to A on
+// behalf of the operation on C, nor report C ready.
+func TestCancelledCoroOpNeverDoesIO(t *testing.T) {
+	// pollUntil polls d until cond holds.
+	pollUntil := func(t *testing.T, d *ad.Dispatcher, what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(waitLimit)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			if err := d.Poll(100 * time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// canceller returns a callback that cancels *p on its first call
+	// (staying on the list) and is done on its second.
+	canceller := func(p **ad.Future[string], calls *int) ad.Callback {
+		return func(ad.AsyncFD) bool {
+			*calls++
+			if *calls == 1 {
+				(*p).Cancel()
+				return false
+			}
+			return true
+		}
+	}
+	mustWrite := func(t *testing.T, fd ad.AsyncFD, s string) {
+		t.Helper()
+		if n, err := unix.Write(int(fd), []byte(s)); n != len(s) || err != nil {
+			t.Fatal(n, err)
+		}
+	}
+	// quiet reports whether fd has nothing to read.
+	quiet := func(t *testing.T, fd ad.AsyncFD) string {
+		t.Helper()
+		buf := make([]byte, 256)
+		n, err := unix.Read(int(fd), buf)
+		if err == unix.EAGAIN {
+			return ""
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(buf[:n])
+	}
+
+	t.Run("receive", func(t *testing.T) {
+		d := newD(t)
+		a, aPeer := connPair(t, d)
+		c, cPeer := connPair(t, d)
+		var p *ad.Future[string]
+		calls := 0
+		if err := d.AddRead(a, canceller(&p, &calls)); err != nil {
+			t.Fatal(err)
+		}
+		onC := false
+		p = ad.Async(d, func(co *ad.Coro) (string, error) {
+			buf := make([]byte, 64)
+			if _, err := co.RecvInto(a, buf, 0); !errors.Is(err, ad.ErrCancelled) {
+				return "", fmt.Errorf("receive on A: %v, want ErrCancelled", err)
+			}
+			onC = true
+			n, err := co.RecvInto(c, buf, 0)
+			return string(buf[:n]), err
+		})
+		mustWrite(t, aPeer, "sent to A")
+		pollUntil(t, d, "the cancellation", func() bool { return onC })
+		pollUntil(t, d, "A's callback to finish", func() bool { return calls >= 2 })
+		d.Poll(0)
+		if p.Finished() {
+			v, err := p.Read()
+			t.Fatalf("receive on C finished before C's peer sent anything: %q, %v", v, err)
+		}
+		mustWrite(t, cPeer, "sent to C")
+		if v := wait(t, p); v != "sent to C" {
+			t.Fatalf("receive on C got %q", v)
+		}
+		if v := string(wait(t, d.Recv(a, 64, 0))); v != "sent to A" {
+			t.Fatalf("A's data after the cancelled receive: %q", v)
+		}
+	})
+
+	t.Run("send", func(t *testing.T) {
+		d := newD(t)
+		a, aPeer := connPair(t, d)
+		c, cPeer := connPair(t, d)
+		// Fill C so that the send on C has to wait.
+		if err := unix.SetsockoptInt(int(c), unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
+			t.Fatal(err)
+		}
+		chunk := bytes.Repeat([]byte("f"), 4096)
+		filled := 0
+		for {
+			n, err := unix.Write(int(c), chunk)
+			if err == unix.EAGAIN {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			filled += n
+		}
+		var p *ad.Future[string]
+		calls := 0
+		if err := d.AddWrite(a, canceller(&p, &calls)); err != nil {
+			t.Fatal(err)
+		}
+		onC := false
+		p = ad.Async(d, func(co *ad.Coro) (string, error) {
+			if err := co.Send(a, []byte("meant for A"), 0); !errors.Is(err, ad.ErrCancelled) {
+				return "", fmt.Errorf("send on A: %v, want ErrCancelled", err)
+			}
+			onC = true
+			return "sent", co.Send(c, []byte("meant for C"), 0)
+		})
+		pollUntil(t, d, "the cancellation", func() bool { return onC })
+		pollUntil(t, d, "A's callback to finish", func() bool { return calls >= 2 })
+		d.Poll(0)
+		if got := quiet(t, aPeer); got != "" {
+			t.Fatalf("A's peer received %q, sent on C's behalf", got)
+		}
+		if p.Finished() {
+			t.Fatalf("send on C finished while C was full: %v", p.Err())
+		}
+		// Drain C's peer: the message meant for C arrives there, whole.
+		var got []byte
+		buf := make([]byte, 64<<10)
+		for !bytes.HasSuffix(got, []byte("meant for C")) {
+			d.Poll(0)
+			n, err := unix.Read(int(cPeer), buf)
+			if err == unix.EAGAIN {
+				continue
+			}
+			if err != nil || n == 0 {
+				t.Fatalf("C's peer: %d %v after %d bytes", n, err, len(got))
+			}
+			got = append(got, buf[:n]...)
+		}
+		if len(got) != filled+len("meant for C") {
+			t.Fatalf("C's peer got %d bytes, want %d", len(got), filled+len("meant for C"))
+		}
+		wait(t, p)
+	})
+
+	t.Run("wait readable", func(t *testing.T) {
+		d := newD(t)
+		a, aPeer := connPair(t, d)
+		c, cPeer := connPair(t, d)
+		var p *ad.Future[string]
+		calls := 0
+		if err := d.AddRead(a, canceller(&p, &calls)); err != nil {
+			t.Fatal(err)
+		}
+		onC := false
+		p = ad.Async(d, func(co *ad.Coro) (string, error) {
+			if err := co.WaitReadable(a); !errors.Is(err, ad.ErrCancelled) {
+				return "", fmt.Errorf("wait on A: %v, want ErrCancelled", err)
+			}
+			onC = true
+			return "C readable", co.WaitReadable(c)
+		})
+		mustWrite(t, aPeer, "sent to A")
+		pollUntil(t, d, "the cancellation", func() bool { return onC })
+		pollUntil(t, d, "A's callback to finish", func() bool { return calls >= 2 })
+		d.Poll(0)
+		if p.Finished() {
+			t.Fatalf("WaitReadable(C) returned while C had nothing to read: %v", p.Err())
+		}
+		mustWrite(t, cPeer, "sent to C")
+		wait(t, p)
+	})
+}
+
+// Failed co.RecvInto and co.Send calls, each error read by the procedure,
+// leave nothing behind: the coroutine's reused operation does not collect
+// a record per failure (a pooled coroutine lives as long as its
+// dispatcher), so memory stays flat however many fail.
+func TestFailedCoroIOKeepsMemoryFlat(t *testing.T) {
+	d := newD(t)
+	a, b := socketPair(t, d)
+	unix.Shutdown(int(b), unix.SHUT_RDWR) // a's sends now fail with EPIPE
+	unregistered := ad.AsyncFD(1 << 16)
+	failMany := func(n int) {
+		t.Helper()
+		p := ad.Async(d, func(co *ad.Coro) (int, error) {
+			buf := make([]byte, 16)
+			for i := 0; i < n; i++ {
+				if _, err := co.RecvInto(unregistered, buf, 0); !errors.Is(err, ad.ErrNotRegistered) {
+					return i, fmt.Errorf("receive %d: %v, want ErrNotRegistered", i, err)
+				}
+				if err := co.Send(a, buf, 0); !errors.Is(err, unix.EPIPE) {
+					return i, fmt.Errorf("send %d: %v, want EPIPE", i, err)
+				}
+			}
+			return n, nil
+		})
+		if _, err := ad.WaitFor(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	failMany(1000) // warm up: the coroutine, its operation, the pool
+	before := heap()
+	const n = 200_000
+	failMany(n)
+	after := heap()
+	growth := int64(after) - int64(before)
+	t.Logf("heap %d -> %d bytes after %d failed receives and %d failed sends (%.1f bytes per failure)",
+		before, after, n, n, float64(growth)/(2*n))
+	// Generous: a record per failure costs well over 100 bytes (40 MB
+	// here); 4 MiB is noise.
+	if growth > 4<<20 {
+		t.Fatalf("heap grew by %d bytes after %d failed operations", growth, 2*n)
 	}
 }

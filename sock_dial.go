@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/poller"
+	"github.com/asyncdispatch/asyncdispatch/internal/sockaddr"
 )
 
 // DialFallbackDelay is how long Dial lets a connection attempt run alone
@@ -58,9 +59,9 @@ type dialOp struct {
 // dialAttempt is one connection attempt: a socket of its own, waiting for
 // writability.
 type dialAttempt struct {
+	opBase
 	op   *dialOp
 	idx  int
-	fd   AsyncFD
 	addr netip.AddrPort
 	// done: the attempt is over (it failed, won or was stopped); a late
 	// abort or readiness is ignored.
@@ -68,11 +69,10 @@ type dialAttempt struct {
 }
 
 func (a *dialAttempt) ready(s *fdState) bool {
-	fd := AsyncFD(s.fd)
 	if a.done {
 		return true
 	}
-	err := connectResult(fd)
+	err := connectResult(AsyncFD(s.fd))
 	switch err {
 	case errConnecting:
 		return false
@@ -214,13 +214,14 @@ func (op *dialOp) startNext() {
 			op.record(idx, &ConnectError{Addr: ap.String(), Err: err})
 			continue
 		}
-		switch err := startConnect(fd, inetSockaddr(ap)); err {
+		switch err := startConnect(fd, sockaddr.Inet(ap)); err {
 		case nil:
-			op.win(&dialAttempt{op: op, idx: idx, fd: fd, addr: ap})
+			op.win(&dialAttempt{opBase: opBase{fd: fd}, op: op, idx: idx, addr: ap})
 			return
 		case errConnecting:
-			a := &dialAttempt{op: op, idx: idx, fd: fd, addr: ap}
-			if err := d.addWaiter(fd, poller.Write, waiter{op: a}); err != nil {
+			a := &dialAttempt{op: op, idx: idx, addr: ap}
+			a.opBase = opBase{fd: fd, dir: poller.Write, name: nameDialAttempt}
+			if err := d.queueOp(a); err != nil {
 				d.CloseSocket(fd)
 				op.record(idx, &ConnectError{Addr: ap.String(), Err: err})
 				continue

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	ad "github.com/asyncdispatch/asyncdispatch"
+	"github.com/asyncdispatch/asyncdispatch/internal/testkit/faults"
 )
 
 func TestDialIPv4IPv6(t *testing.T) {
@@ -20,7 +21,7 @@ func TestDialIPv4IPv6(t *testing.T) {
 		for _, tc := range []struct{ network, laddr, host, want string }{
 			{"tcp4", "127.0.0.1:0", "127.0.0.1", "127.0.0.1"},
 			{"tcp6", "[::1]:0", "::1", "::1"},
-			// A dual-stack listener shows an IPv4 peer as IPv4 (§14).
+			// A dual-stack listener shows an IPv4 peer as IPv4.
 			{"tcp", ":0", "127.0.0.1", "127.0.0.1"},
 			{"tcp", ":0", "::1", "::1"},
 			{"tcp", ":0", "::ffff:127.0.0.1", "127.0.0.1"},
@@ -324,5 +325,43 @@ func TestConnect(t *testing.T) {
 		if d.RegisteredDescriptors() != 1 {
 			t.Fatalf("%d registered", d.RegisteredDescriptors())
 		}
+	})
+}
+
+// Happy Eyeballs with both attempts connecting in the same round (each
+// connect is reported in progress although it was made, and the second
+// starts as soon as the loop runs): the first to be seen wins, the other
+// is closed although it connected too, and only the winner stays
+// registered.
+func TestDialSameRoundLoserClosed(t *testing.T) {
+	withD(t, func(d *ad.Dispatcher) {
+		ln, port := listen(t, d, "tcp", ":0")
+		defer d.CloseSocket(ln)
+		ad.SetLookup(d, staticLookup("both.test", "::1", "127.0.0.1"))
+		ad.SetFallbackDelay(d, time.Nanosecond)
+		faults.Install(t).Add(&faults.Rule{Op: faults.Connect, Err: unix.EINPROGRESS, Real: true})
+		c := wait(t, d.Dial("both.test", port, unix.IPPROTO_TCP))
+		if n := d.RegisteredDescriptors(); n != 2 {
+			t.Fatalf("%d descriptors registered, want 2 (listener, winner): a loser was kept", n)
+		}
+		if d.ActiveDescriptors() != 0 {
+			t.Fatal("an attempt is still pending")
+		}
+		// Both connections reached the listener; the loser's was closed.
+		s := wait(t, d.Accept(ln, 0, false))
+		defer d.CloseSocket(s)
+		acc := d.Accept(ln, 0, false)
+		if acc.Finished() {
+			if fd, err := acc.Read(); err == nil {
+				if got := wait(t, d.Recv(fd, 8, ad.SafeDisconn)); len(got) != 0 {
+					t.Fatalf("the loser's connection is open: %q", got)
+				}
+				d.CloseSocket(fd)
+			}
+		} else {
+			t.Log("only one attempt reached the listener: the race did not happen this time")
+			acc.Cancel()
+		}
+		d.CloseSocket(c)
 	})
 }

@@ -1,6 +1,7 @@
 package asyncdispatch
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -9,71 +10,96 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/poller"
+	"github.com/asyncdispatch/asyncdispatch/internal/sockaddr"
 )
 
-// recvOp is a pending Recv, RecvString or RecvInto: the future and the
-// operation in one allocation. result makes the future's value out of the
-// buffer and the byte count.
+// recvOp is a pending Recv, RecvString or RecvInto. result makes the
+// future's value out of the buffer and the byte count.
 type recvOp[T any] struct {
-	fut    Future[T]
-	fd     AsyncFD
-	buf    []byte
-	flags  SocketFlag
+	futureOp[T]
 	result func(buf []byte, n int) T
-	name   string // Recv, RecvString or RecvInto
-}
-
-func (op *recvOp[T]) procName() string { return op.name }
-
-func (op *recvOp[T]) cancel() bool {
-	op.fut.d.removeOp(op.fd, poller.Read, op)
-	op.buf = nil
-	return true
-}
-
-func (op *recvOp[T]) abort(err error) {
-	op.fut.tryFail(err)
-	op.buf = nil
 }
 
 // ready makes one receive: true when the future is finished, false on
 // EAGAIN (wait for the next readiness).
 func (op *recvOp[T]) ready(s *fdState) bool {
-	if op.fut.state != pending {
-		// Cancelled while its wait list was being run: receive nothing.
-		return true
-	}
-	n, err, done := recvOnce(s, op.buf, op.flags)
+	n, err, done := op.recvOnce(s)
 	if !done {
 		return false
 	}
 	if err != nil {
-		op.fut.tryFail(err)
+		op.fail(err)
 	} else {
-		op.fut.tryComplete(op.result(op.buf, n))
+		op.complete(op.result(op.buf, n))
 	}
-	op.buf = nil
 	return true
 }
 
-// recvOnce makes one receive on a ready descriptor; done is false on
-// EAGAIN (wait for the next readiness). A reset under SafeDisconn is end
-// of file. It keeps the fd's drained hint up to date.
-func recvOnce(s *fdState, buf []byte, flags SocketFlag) (n int, err error, done bool) {
-	n, err = sysRecv(s.fd, buf, flags.osFlags())
+// recvOnce makes one receive into b.buf on a ready descriptor; done is
+// false on EAGAIN (wait for the next readiness). A reset under SafeDisconn
+// is end of file. It keeps the fd's drained hint up to date.
+func (b *opBase) recvOnce(s *fdState) (n int, err error, done bool) {
+	n, err = s.recv(b.buf, b.flags)
 	switch {
 	case err == nil:
-		if n > 0 && n < len(buf) {
+		if n > 0 && n < len(b.buf) {
 			s.drained = true
 		}
 		return n, nil, true
 	case err == unix.EAGAIN:
 		s.drained = true
 		return 0, nil, false
-	case flags&SafeDisconn != 0 && isDisconn(err):
+	case b.flags&SafeDisconn != 0 && isDisconn(err):
 		return 0, nil, true
+	case err == errPeekNotSocket:
+		return 0, notSocketError(b, s, "Peek", "recv"), true
+	case s.notSock:
+		return 0, os.NewSyscallError("read", err), true
 	}
 	return 0, os.NewSyscallError("recv", err), true
+}
+
+// recv is recv(2) on a socket and read(2) on any other descriptor (a
+// pipe, a FIFO, a terminal): the first ENOTSOCK is remembered, and the
+// same call is made with read(2) at once and every time after. Peek needs
+// a socket: on anything else it fails (errPeekNotSocket).
+func (s *fdState) recv(p []byte, flags SocketFlag) (int, error) {
+	if !s.notSock {
+		n, err := sysRecv(s.fd, p, flags.osFlags())
+		if err != unix.ENOTSOCK {
+			return n, err
+		}
+		s.notSock = true
+	}
+	if flags&Peek != 0 {
+		return 0, errPeekNotSocket
+	}
+	return sysRead(s.fd, p)
+}
+
+// send is send(2) with MSG_NOSIGNAL on a socket and write(2) on any other
+// descriptor, as recv is.
+func (s *fdState) send(p []byte) (int, error) {
+	if !s.notSock {
+		n, err := sysSend(s.fd, p)
+		if err != unix.ENOTSOCK {
+			return n, err
+		}
+		s.notSock = true
+	}
+	return sysWrite(s.fd, p)
+}
+
+// errPeekNotSocket: Peek on a descriptor that is not a socket (recv
+// turns it into notSocketError).
+var errPeekNotSocket = errors.New("asyncdispatch: Peek on a descriptor that is not a socket")
+
+// notSocketError is the error of what needs a socket (what: Peek,
+// RecvFromInto, SendTo) on a descriptor that is not one. It matches
+// syscall.ENOTSOCK and holds an *os.SyscallError of call.
+func notSocketError(b *opBase, s *fdState, what, call string) error {
+	return fmt.Errorf("asyncdispatch: %s on fd %d: %s needs a socket, and fd %d is not one: %w",
+		b.procName(), s.fd, what, s.fd, os.NewSyscallError(call, unix.ENOTSOCK))
 }
 
 func bytesResult(buf []byte, n int) []byte {
@@ -94,10 +120,11 @@ func stringResult(buf []byte, n int) string {
 
 func countResult(_ []byte, n int) int { return n }
 
-func newRecv[T any](d *Dispatcher, name string, fd AsyncFD, buf []byte, flags SocketFlag, result func([]byte, int) T) *Future[T] {
-	op := &recvOp[T]{fd: fd, buf: buf, flags: flags, result: result, name: name}
+func newRecv[T any](d *Dispatcher, name opName, fd AsyncFD, buf []byte, flags SocketFlag, result func([]byte, int) T) *Future[T] {
+	op := &recvOp[T]{result: result}
+	op.opBase = opBase{fd: fd, dir: poller.Read, name: name, buf: buf, flags: flags}
 	op.fut.init(d, op, 3)
-	return start(d, &op.fut, op, fd, poller.Read)
+	return start(d, &op.fut, op)
 }
 
 // Recv receives at most size bytes from the socket fd (Nim's recv). The
@@ -116,11 +143,16 @@ func newRecv[T any](d *Dispatcher, name string, fd AsyncFD, buf []byte, flags So
 // receives on one socket complete in the order they were issued. A
 // negative size fails with ErrNegative; an fd that is not registered with
 // ErrNotRegistered; CloseSocket of fd fails it with ErrClosedSocket.
+//
+// fd may also be a pipe, a FIFO or a terminal registered with Register:
+// the receive that finds it is not a socket (recv(2) says ENOTSOCK) uses
+// read(2) instead, and so do all later ones. Peek needs a socket: on
+// anything else it fails with an error matching syscall.ENOTSOCK.
 func (d *Dispatcher) Recv(fd AsyncFD, size int, flags SocketFlag) *Future[[]byte] {
 	if size < 0 {
 		return failedFuture[[]byte](d, "Recv", fmt.Errorf("%w: Recv size %d", ErrNegative, size))
 	}
-	return newRecv(d, "Recv", fd, make([]byte, size), flags, bytesResult)
+	return newRecv(d, nameRecv, fd, make([]byte, size), flags, bytesResult)
 }
 
 // RecvString is Recv with a string result (Nim's recv returns a string);
@@ -129,7 +161,7 @@ func (d *Dispatcher) RecvString(fd AsyncFD, size int, flags SocketFlag) *Future[
 	if size < 0 {
 		return failedFuture[string](d, "RecvString", fmt.Errorf("%w: RecvString size %d", ErrNegative, size))
 	}
-	return newRecv(d, "RecvString", fd, make([]byte, size), flags, stringResult)
+	return newRecv(d, nameRecvString, fd, make([]byte, size), flags, stringResult)
 }
 
 // RecvInto receives at most len(buf) bytes from fd into buf, and completes
@@ -142,30 +174,12 @@ func (d *Dispatcher) RecvInto(fd AsyncFD, buf []byte, flags SocketFlag) *Future[
 	if buf == nil {
 		return failedFuture[int](d, "RecvInto", ErrNilBuffer)
 	}
-	return newRecv(d, "RecvInto", fd, buf, flags, countResult)
+	return newRecv(d, nameRecvInto, fd, buf, flags, countResult)
 }
 
 // sendOp is a pending Send or SendString.
 type sendOp struct {
-	fut   Future[Void]
-	fd    AsyncFD
-	data  []byte // what is left to write
-	flags SocketFlag
-	wrote bool   // part of data went out already
-	name  string // Send or SendString
-}
-
-func (op *sendOp) procName() string { return op.name }
-
-func (op *sendOp) cancel() bool {
-	op.fut.d.removeOp(op.fd, poller.Write, op)
-	op.data = nil
-	return true
-}
-
-func (op *sendOp) abort(err error) {
-	op.fut.tryFail(err)
-	op.data = nil
+	futureOp[Void]
 }
 
 // ready writes as much as the socket takes. A partial write means the
@@ -173,64 +187,66 @@ func (op *sendOp) abort(err error) {
 // that would return EAGAIN. So one ready call writes at most one socket
 // buffer, and a huge send cannot hold the loop.
 func (op *sendOp) ready(s *fdState) bool {
-	if op.fut.state != pending {
-		return true
-	}
-	err, done := sendSome(s, &op.data, &op.wrote, op.flags)
+	err, done := op.sendSome(s)
 	if !done {
 		return false
 	}
 	if err != nil {
-		op.fut.tryFail(err)
+		op.fail(err)
 	} else {
-		op.fut.tryComplete(Void{})
+		op.complete(Void{})
 	}
 	return true
 }
 
-// sendSome writes as much of *data as the socket takes, advancing *data
-// and setting *wrote once any byte went out; done is false while bytes
-// are left (wait for writability). When done, *data is nil and err is the
+// sendSome writes as much of b.buf as the socket takes, advancing b.buf
+// and setting b.wrote once any byte went out; done is false while bytes
+// are left (wait for writability). When done, b.buf is nil and err is the
 // send's outcome: a reset under SafeDisconn counts as sent; an error after
 // part of the data went out is also kept as the fd's werr, so the sends
 // queued behind fail too (what they carry would arrive after a gap).
-func sendSome(s *fdState, data *[]byte, wrote *bool, flags SocketFlag) (err error, done bool) {
+func (b *opBase) sendSome(s *fdState) (err error, done bool) {
 	if s.werr != nil {
-		*data = nil
+		b.buf = nil
 		return s.werr, true
 	}
-	for len(*data) > 0 {
-		n, err := sysSend(s.fd, *data)
+	for len(b.buf) > 0 {
+		n, err := s.send(b.buf)
 		if err == unix.EAGAIN {
 			return nil, false
 		}
 		if err != nil {
-			*data = nil
-			if flags&SafeDisconn != 0 && isDisconn(err) {
+			b.buf = nil
+			if b.flags&SafeDisconn != 0 && isDisconn(err) {
 				return nil, true
 			}
-			serr := os.NewSyscallError("send", err)
-			if *wrote {
+			call := "send"
+			if s.notSock {
+				call = "write"
+			}
+			serr := os.NewSyscallError(call, err)
+			if b.wrote {
 				s.werr = serr
 			}
 			return serr, true
 		}
 		if n > 0 {
-			*wrote = true
+			b.wrote = true
 		}
-		*data = (*data)[n:]
-		if len(*data) > 0 {
+		b.buf = b.buf[n:]
+		if len(b.buf) > 0 {
 			return nil, false
 		}
 	}
-	*data = nil
+	b.buf = nil
 	return nil, true
 }
 
-func newSend(d *Dispatcher, name string, fd AsyncFD, data []byte, flags SocketFlag) *Future[Void] {
-	op := &sendOp{fd: fd, data: data, flags: flags, name: name}
+func newSend(d *Dispatcher, name opName, fd AsyncFD, data []byte, flags SocketFlag) *Future[Void] {
+	op := &sendOp{}
+	op.opBase = opBase{fd: fd, dir: poller.Write, name: name, buf: data, flags: flags}
 	op.fut.init(d, op, 3)
-	return start(d, &op.fut, op, fd, poller.Write)
+	return start(d, &op.fut, op)
 }
 
 // Send writes all of data to the socket fd; the future completes only when
@@ -247,13 +263,17 @@ func newSend(d *Dispatcher, name string, fd AsyncFD, data []byte, flags SocketFl
 // poll). data is not copied: it must not be modified until the future is
 // finished. Cancelling a send that has written part of data leaves the
 // stream with a partial message.
+//
+// fd may also be a pipe, a FIFO or a terminal registered with Register:
+// write(2) is used for it (see Recv). A write to a pipe whose reader is
+// gone fails with EPIPE (hidden by SafeDisconn); no SIGPIPE is raised.
 func (d *Dispatcher) Send(fd AsyncFD, data []byte, flags SocketFlag) *Future[Void] {
-	return newSend(d, "Send", fd, data, flags)
+	return newSend(d, nameSend, fd, data, flags)
 }
 
 // SendString is Send for a string (Nim's send(string)); s is not copied.
 func (d *Dispatcher) SendString(fd AsyncFD, s string, flags SocketFlag) *Future[Void] {
-	return newSend(d, "SendString", fd, bytesOf(s), flags)
+	return newSend(d, nameSendString, fd, bytesOf(s), flags)
 }
 
 // RecvFromResult is the result of RecvFromInto: one datagram's size and
@@ -275,99 +295,35 @@ type RecvFromResult struct {
 // recvFromOp is a pending RecvFromInto; the sender's address is received
 // into the operation itself.
 type recvFromOp struct {
-	fut   Future[RecvFromResult]
-	fd    AsyncFD
-	buf   []byte
-	flags SocketFlag
-	rsa   unix.RawSockaddrAny
-	alen  uint32
-}
-
-func (op *recvFromOp) procName() string { return "RecvFromInto" }
-
-func (op *recvFromOp) cancel() bool {
-	op.fut.d.removeOp(op.fd, poller.Read, op)
-	op.buf = nil
-	return true
-}
-
-func (op *recvFromOp) abort(err error) {
-	op.fut.tryFail(err)
-	op.buf = nil
+	futureOp[RecvFromResult]
+	rsa  unix.RawSockaddrAny
+	alen uint32
 }
 
 func (op *recvFromOp) ready(s *fdState) bool {
-	fd := AsyncFD(s.fd)
-	if op.fut.state != pending {
+	if s.notSock {
+		op.fail(notSocketError(&op.opBase, s, "a sender's address", "recvfrom"))
 		return true
 	}
 	op.alen = unix.SizeofSockaddrAny
-	n, err := sysRecvFrom(int(fd), op.buf, op.flags.osFlags(), &op.rsa, &op.alen)
-	if err == unix.EAGAIN {
+	n, err := sysRecvFrom(s.fd, op.buf, op.flags.osFlags(), &op.rsa, &op.alen)
+	switch err {
+	case nil:
+	case unix.EAGAIN:
 		return false
-	}
-	op.buf = nil
-	if err != nil {
-		op.fut.tryFail(os.NewSyscallError("recvfrom", err))
+	case unix.ENOTSOCK:
+		s.notSock = true
+		op.fail(notSocketError(&op.opBase, s, "a sender's address", "recvfrom"))
+		return true
+	default:
+		op.fail(os.NewSyscallError("recvfrom", err))
 		return true
 	}
 	r := RecvFromResult{N: n}
-	r.From, r.Path = decodeSockaddr(&op.rsa, op.alen)
-	op.fut.tryComplete(r)
+	// An address of another family leaves both empty, as documented.
+	r.From, r.Path, _ = sockaddr.Decode(&op.rsa, op.alen)
+	op.complete(r)
 	return true
-}
-
-// decodeSockaddr reads a raw socket address without allocating (but for
-// a Unix path).
-func decodeSockaddr(rsa *unix.RawSockaddrAny, alen uint32) (netip.AddrPort, string) {
-	switch rsa.Addr.Family {
-	case unix.AF_INET:
-		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), ntohs(p.Port)), ""
-	case unix.AF_INET6:
-		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		ip := netip.AddrFrom16(p.Addr)
-		if p.Scope_id != 0 {
-			ip = ip.WithZone(fmt.Sprint(p.Scope_id))
-		}
-		return netip.AddrPortFrom(ip, ntohs(p.Port)), ""
-	case unix.AF_UNIX:
-		p := (*unix.RawSockaddrUnix)(unsafe.Pointer(rsa))
-		n := int(alen) - int(unsafe.Offsetof(p.Path))
-		if n <= 0 {
-			return netip.AddrPort{}, ""
-		}
-		if n > len(p.Path) {
-			n = len(p.Path)
-		}
-		b := unsafe.Slice((*byte)(unsafe.Pointer(&p.Path[0])), n)
-		if b[0] == 0 {
-			// Abstract: the name is every byte after the NUL.
-			return netip.AddrPort{}, "@" + string(b[1:])
-		}
-		for i, c := range b {
-			if c == 0 {
-				b = b[:i]
-				break
-			}
-		}
-		return netip.AddrPort{}, string(b)
-	}
-	return netip.AddrPort{}, ""
-}
-
-// ntohs turns a port in network byte order, as stored in a raw sockaddr,
-// into a number.
-func ntohs(p uint16) uint16 {
-	b := (*[2]byte)(unsafe.Pointer(&p))
-	return uint16(b[0])<<8 | uint16(b[1])
-}
-
-func htons(p uint16) uint16 {
-	var r uint16
-	b := (*[2]byte)(unsafe.Pointer(&r))
-	b[0], b[1] = byte(p>>8), byte(p)
-	return r
 }
 
 // RecvFromInto receives one datagram into buf and completes with its size
@@ -375,61 +331,50 @@ func htons(p uint16) uint16 {
 // written through a pointer). Errors fail the future whatever the flags
 // (as in Nim, SafeDisconn does not apply); Peek leaves the datagram
 // queued. A nil buf fails with ErrNilBuffer. It tries first and keeps
-// order as Recv does.
+// order as Recv does. On a descriptor that is not a socket it fails with
+// an error matching syscall.ENOTSOCK.
 func (d *Dispatcher) RecvFromInto(fd AsyncFD, buf []byte, flags SocketFlag) *Future[RecvFromResult] {
 	if buf == nil {
 		return failedFuture[RecvFromResult](d, "RecvFromInto", ErrNilBuffer)
 	}
-	op := &recvFromOp{fd: fd, buf: buf, flags: flags}
+	op := &recvFromOp{}
+	op.opBase = opBase{fd: fd, dir: poller.Read, name: nameRecvFromInto, buf: buf, flags: flags}
 	op.fut.init(d, op, 2)
-	return start(d, &op.fut, op, fd, poller.Read)
+	return start(d, &op.fut, op)
 }
 
 // sendToOp is a pending SendTo or SendToUnix; the destination is kept in
 // the operation in raw form.
 type sendToOp struct {
-	fut   Future[Void]
-	fd    AsyncFD
-	data  []byte
+	futureOp[Void]
 	rsa   unix.RawSockaddrAny
 	salen uint32
-	name  string
-}
-
-func (op *sendToOp) procName() string { return op.name }
-
-func (op *sendToOp) cancel() bool {
-	op.fut.d.removeOp(op.fd, poller.Write, op)
-	op.data = nil
-	return true
-}
-
-func (op *sendToOp) abort(err error) {
-	op.fut.tryFail(err)
-	op.data = nil
 }
 
 // ready makes one sendto: a datagram goes out whole or not at all.
 func (op *sendToOp) ready(s *fdState) bool {
-	fd := AsyncFD(s.fd)
-	if op.fut.state != pending {
+	if s.notSock {
+		op.fail(notSocketError(&op.opBase, s, "a destination address", "sendto"))
 		return true
 	}
-	_, err := sysSendTo(int(fd), op.data, unsafe.Pointer(&op.rsa), op.salen)
-	if err == unix.EAGAIN {
+	_, err := sysSendTo(s.fd, op.buf, unsafe.Pointer(&op.rsa), op.salen)
+	switch err {
+	case nil:
+		op.complete(Void{})
+	case unix.EAGAIN:
 		return false
-	}
-	op.data = nil
-	if err != nil {
-		op.fut.tryFail(os.NewSyscallError("sendto", err))
-	} else {
-		op.fut.tryComplete(Void{})
+	case unix.ENOTSOCK:
+		s.notSock = true
+		op.fail(notSocketError(&op.opBase, s, "a destination address", "sendto"))
+	default:
+		op.fail(os.NewSyscallError("sendto", err))
 	}
 	return true
 }
 
-func newSendTo(d *Dispatcher, name string, fd AsyncFD, data []byte) *sendToOp {
-	op := &sendToOp{fd: fd, data: data, name: name}
+func newSendTo(d *Dispatcher, name opName, fd AsyncFD, data []byte) *sendToOp {
+	op := &sendToOp{}
+	op.opBase = opBase{fd: fd, dir: poller.Write, name: name, buf: data}
 	op.fut.init(d, op, 3)
 	return op
 }
@@ -440,37 +385,15 @@ func newSendTo(d *Dispatcher, name string, fd AsyncFD, data []byte) *sendToOp {
 // are accepted for symmetry and, as in Nim, ignored: every error fails the
 // future (SIGPIPE is never raised). It tries first and keeps order as Send
 // does; data must not be modified until the future is finished. An
-// invalid address fails with ErrNoAddress.
+// invalid address fails with ErrNoAddress; a descriptor that is not a
+// socket with an error matching syscall.ENOTSOCK.
 func (d *Dispatcher) SendTo(fd AsyncFD, data []byte, to netip.AddrPort, flags SocketFlag) *Future[Void] {
-	op := newSendTo(d, "SendTo", fd, data)
-	if op.salen = encodeInet(&op.rsa, to); op.salen == 0 {
+	op := newSendTo(d, nameSendTo, fd, data)
+	if op.salen = sockaddr.EncodeInet(&op.rsa, to); op.salen == 0 {
 		op.fut.tryFail(fmt.Errorf("%w: SendTo %v", ErrNoAddress, to))
 		return &op.fut
 	}
-	return start(d, &op.fut, op, fd, poller.Write)
-}
-
-// encodeInet writes ap into rsa as a sockaddr_in or sockaddr_in6 and
-// returns its length, 0 if ap is not valid (FuzzSockaddrRoundTrip checks
-// that decodeSockaddr gives ap back).
-func encodeInet(rsa *unix.RawSockaddrAny, ap netip.AddrPort) uint32 {
-	ip := ap.Addr()
-	switch {
-	case ip.Is4():
-		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		p.Family = unix.AF_INET
-		p.Port = htons(ap.Port())
-		p.Addr = ip.As4()
-		return unix.SizeofSockaddrInet4
-	case ip.Is6():
-		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		p.Family = unix.AF_INET6
-		p.Port = htons(ap.Port())
-		p.Addr = ip.As16()
-		p.Scope_id = zoneID(ip.Zone())
-		return unix.SizeofSockaddrInet6
-	}
-	return 0
+	return start(d, &op.fut, op)
 }
 
 // SendToUnix is SendTo for an AF_UNIX datagram socket: path is the
@@ -478,32 +401,10 @@ func encodeInet(rsa *unix.RawSockaddrAny, ap netip.AddrPort) uint32 {
 // too long path, or one with a NUL byte (but for an abstract name),
 // fails with ErrNoAddress.
 func (d *Dispatcher) SendToUnix(fd AsyncFD, data []byte, path string, flags SocketFlag) *Future[Void] {
-	op := newSendTo(d, "SendToUnix", fd, data)
-	if op.salen = encodeUnix(&op.rsa, path); op.salen == 0 {
+	op := newSendTo(d, nameSendToUnix, fd, data)
+	if op.salen = sockaddr.EncodeUnix(&op.rsa, path); op.salen == 0 {
 		op.fut.tryFail(fmt.Errorf("%w: SendToUnix path %q", ErrNoAddress, path))
 		return &op.fut
 	}
-	return start(d, &op.fut, op, fd, poller.Write)
-}
-
-// encodeUnix writes path into rsa as a sockaddr_un and returns its
-// length, 0 if path is not valid (validUnixPath).
-func encodeUnix(rsa *unix.RawSockaddrAny, path string) uint32 {
-	p := (*unix.RawSockaddrUnix)(unsafe.Pointer(rsa))
-	if !validUnixPath(path) {
-		return 0
-	}
-	p.Family = unix.AF_UNIX
-	for i := 0; i < len(path); i++ {
-		p.Path[i] = int8(path[i])
-	}
-	n := len(path)
-	if path[0] == '@' {
-		// Abstract: NUL first, and the length says where the name ends.
-		p.Path[0] = 0
-	} else {
-		p.Path[n] = 0
-		n++ // the terminating NUL
-	}
-	return uint32(unsafe.Offsetof(p.Path)) + uint32(n)
+	return start(d, &op.fut, op)
 }

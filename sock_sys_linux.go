@@ -56,3 +56,33 @@ func sysAccept4(fd int, rsa *unix.RawSockaddrAny, alen *uint32, flags int) (int,
 		}
 	}
 }
+
+// sysRead is read(2), for a registered descriptor that is not a socket
+// (a pipe, a FIFO, a terminal): fdState.recv.
+func sysRead(fd int, p []byte) (int, error) {
+	for {
+		n, err := sys.Read(fd, p)
+		if err != unix.EINTR {
+			if err != nil {
+				n = 0
+			}
+			return n, err
+		}
+	}
+}
+
+// sysWrite is write(2), for a registered descriptor that is not a
+// socket. A write to a pipe with no reader fails with EPIPE: the Go
+// runtime raises SIGPIPE only for writes to descriptors 1 and 2 made
+// through package os, never for this one.
+func sysWrite(fd int, p []byte) (int, error) {
+	for {
+		n, err := sys.Write(fd, p)
+		if err != unix.EINTR {
+			if err != nil {
+				n = 0
+			}
+			return n, err
+		}
+	}
+}

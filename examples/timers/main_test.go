@@ -34,9 +34,9 @@ func TestTimers(t *testing.T) {
 		"quick job: done",
 		"quick job finished within an hour: true",
 		"an hour's pause finished within 2 units: false",
+		"long job: stopped: asyncdispatch: future was cancelled",
 		"gave up on the long job: asyncdispatch: timed out (ErrTimeout: true)",
 		"the hour's pause, cancelled: asyncdispatch: future was cancelled",
-		"long job: stopped: asyncdispatch: future was cancelled",
 		"nothing pending any more",
 	}
 	if !slices.Equal(lines, want) {

@@ -47,8 +47,11 @@ var (
 	// EpollCtl is epoll_ctl(2).
 	EpollCtl = unix.EpollCtl
 
-	// Read and Write are read(2) and write(2) (the poller's eventfd
-	// waker).
+	// Read and Write are read(2) and write(2): the poller's eventfd
+	// waker, and the I/O of registered descriptors that are not sockets
+	// (pipes, FIFOs, terminals). They go through the scheduler (Syscall,
+	// not RawSyscall): such a descriptor's O_NONBLOCK is shared with
+	// whoever else has it open, and may have been cleared.
 	Read  = unix.Read
 	Write = unix.Write
 )

@@ -40,8 +40,8 @@ const (
 	Connect             // connect(2)
 	EpollWait           // epoll_wait(2)
 	EpollCtl            // epoll_ctl(2); the descriptor is the target fd
-	Read                // read(2) (the poller's waker)
-	Write               // write(2) (the poller's waker)
+	Read                // read(2) (the poller's waker; non-socket descriptors)
+	Write               // write(2) (the poller's waker; non-socket descriptors)
 	numOps
 )
 

@@ -1,0 +1,9 @@
+package sockaddr
+
+import (
+	"testing"
+
+	"github.com/asyncdispatch/asyncdispatch/internal/testkit/leakcheck"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }

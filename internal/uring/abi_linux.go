@@ -155,27 +155,27 @@ const (
 
 // io_uring_register opcodes.
 const (
-	registerEventfd     = 4
-	unregisterEventfd   = 5
-	registerProbe       = 8
-	registerPbufRing    = 22
-	unregisterPbufRing  = 23
-	ioUringOpSupported  = 1 << 0
-	offSQRing           = 0
-	offCQRing           = 0x8000000
-	offSQEs             = 0x10000000
-	maxBufRingEntries   = 1 << 15
-	bufRingEntrySize    = 16
-	maxRingEntries      = 1 << 15
-	defaultRingEntries  = 256
-	sqeSize             = 64
-	cqeSize             = 16
-	sizeofGetEventsArg  = 24
-	sizeofParams        = 120
-	sizeofProbeHeader   = 16
-	sizeofProbeOp       = 8
-	sizeofBufReg        = 40
-	sizeofKernelTimespc = 16
+	registerEventfd      = 4
+	unregisterEventfd    = 5
+	registerProbe        = 8
+	registerPbufRing     = 22
+	unregisterPbufRing   = 23
+	ioUringOpSupported   = 1 << 0
+	offSQRing            = 0
+	offCQRing            = 0x8000000
+	offSQEs              = 0x10000000
+	maxBufRingEntries    = 1 << 15
+	bufRingEntrySize     = 16
+	maxRingEntries       = 1 << 15
+	defaultRingEntries   = 256
+	sqeSize              = 64
+	cqeSize              = 16
+	sizeofGetEventsArg   = 24
+	sizeofParams         = 120
+	sizeofProbeHeader    = 16
+	sizeofProbeOp        = 8
+	sizeofBufReg         = 40
+	sizeofKernelTimespec = 16
 )
 
 // SQE is one submission queue entry (struct io_uring_sqe, 64 bytes). The

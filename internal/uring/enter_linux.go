@@ -24,18 +24,19 @@ import (
 //   - EINTR is never a wakeup: Go preempts goroutines with SIGURG, and a
 //     signal interrupts a waiting io_uring_enter; the wait is resumed for
 //     the time left, as the epoll poller does;
-//   - one kernel wait is at most maxWait long. The kernel adds the
-//     relative timeout to the current time without saturation, so a
-//     timespec near KTIME_MAX (time.Duration(math.MaxInt64) is exactly
-//     that) wraps to the past and the wait ends at once; a longer wait
-//     is a loop of capped ones, each ending in ETIME, re-entered with
-//     the time left;
+//   - one kernel wait is at most maxWait long, and a longer timeout is a
+//     loop of capped waits, each ending in ETIME and re-entered with the
+//     time left (measured from one start, so nothing accumulates or
+//     overflows: time.Duration(math.MaxInt64) is a plain, very long
+//     wait). The cap keeps the timespec far from the edges of the
+//     kernel's conversions (to jiffies before 6.1, to a ktime added to
+//     the current time since), whatever the kernel version;
 //   - a wait with a timeout uses IORING_ENTER_EXT_ARG (5.11) and falls
 //     back to an internal TIMEOUT SQE (user_data udTimeout, swallowed by
 //     the completion side) on kernels without IORING_FEAT_EXT_ARG.
 
-// maxWait caps one kernel wait (see above). Any value far below the
-// ~292 years of KTIME_MAX does; a day costs one extra system call a day.
+// maxWait caps one kernel wait (see above); a day costs one extra system
+// call a day.
 const maxWait = 24 * time.Hour
 
 // enter is the one caller of io_uring_enter.

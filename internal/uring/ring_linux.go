@@ -339,7 +339,8 @@ func (r *Ring) drainForClose() {
 	}
 }
 
-// release undoes New, for a ring in any state of construction.
+// release undoes New, for a ring in any state of construction. It runs
+// once (Close checks closed; New calls it only on failure).
 func (r *Ring) release() error {
 	var first error
 	keep := func(err error) {
@@ -367,10 +368,11 @@ func (r *Ring) release() error {
 		r.fd = -1
 	}
 	if r.wakefd >= 0 {
+		// wakefd keeps its value: Wake reads it from other goroutines
+		// without synchronisation, and release runs once.
 		if err := unix.Close(r.wakefd); err != nil {
 			keep(os.NewSyscallError("close", err))
 		}
-		r.wakefd = -1
 	}
 	r.closed = true
 	return first

@@ -85,19 +85,32 @@ func (r *Ring) cqReady() uint32 { return used(r.cqHeadLocal, atomic.LoadUint32(r
 
 // CQReady is how many completions are ready in the CQ ring (internal ones
 // included; completions still in the kernel's overflow list are not).
-func (r *Ring) CQReady() uint32 { return r.cqReady() }
+func (r *Ring) CQReady() uint32 {
+	if r.closed {
+		return 0
+	}
+	return r.cqReady()
+}
 
 // CQOverflowPending reports IORING_SQ_CQ_OVERFLOW: completions that found
 // the CQ full wait in the kernel's overflow list; Completions and every
 // Submit move them into the ring as it empties.
 func (r *Ring) CQOverflowPending() bool {
+	if r.closed {
+		return false
+	}
 	return atomic.LoadUint32(r.sqFlags)&SQCQOverflow != 0
 }
 
 // CQDropped is the kernel's count of completions lost for good (the CQ
 // ring's overflow counter: completions the kernel could not even queue in
 // its overflow list). It stays 0 unless memory runs out.
-func (r *Ring) CQDropped() uint32 { return atomic.LoadUint32(r.cqOverflow) }
+func (r *Ring) CQDropped() uint32 {
+	if r.closed {
+		return 0
+	}
+	return atomic.LoadUint32(r.cqOverflow)
+}
 
 // internal handles a completion of the Ring's own.
 func (r *Ring) internal(c CQE) {

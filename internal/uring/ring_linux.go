@@ -44,7 +44,6 @@ type Ring struct {
 	sqHead    *uint32 // written by the kernel
 	sqTail    *uint32 // written by us (release)
 	sqFlags   *uint32 // written by the kernel
-	sqDropped *uint32 // written by the kernel
 	sqMask    uint32
 	sqEntries uint32
 	sqes      []SQE
@@ -111,6 +110,9 @@ type Options struct {
 	coopTaskrun bool
 	// flags, when non-zero, replaces the computed setup flags (tests).
 	flags uint32
+	// twoMmaps maps the CQ ring on its own even when the kernel offers
+	// IORING_FEAT_SINGLE_MMAP, as on kernels before 5.4 (tests).
+	twoMmaps bool
 }
 
 // Errors of this package. Each wraps the errno it stands for, so
@@ -178,6 +180,9 @@ func New(o Options) (*Ring, error) {
 	if fd < 0 {
 		return nil, errnoErr("io_uring_setup", unix.EINVAL)
 	}
+	if o.twoMmaps {
+		p.Features &^= FeatSingleMmap
+	}
 	r := &Ring{fd: fd, flags: p.Flags, features: p.Features, wakefd: -1}
 	if err := r.mmap(&p); err != nil {
 		r.release()
@@ -240,7 +245,13 @@ func setupFlags(o Options) []uint32 {
 // as large as the larger of the two; the SQE array is always its own.
 // MAP_POPULATE saves the first submissions the page faults.
 func (r *Ring) mmap(p *params) error {
-	sqSize := uintptr(p.SQOff.Array) + uintptr(p.SQEntries)*4
+	// The SQ mapping must hold the SQ's index words and, unless
+	// IORING_SETUP_NO_SQARRAY (whose Array offset is 0), the index array.
+	o := &p.SQOff
+	sqSize := uintptr(max(o.Head, o.Tail, o.RingMask, o.RingEntries, o.Flags, o.Dropped)) + 4
+	if p.Flags&SetupNoSQArray == 0 {
+		sqSize = max(sqSize, uintptr(o.Array)+uintptr(p.SQEntries)*4)
+	}
 	cqSize := uintptr(p.CQOff.Cqes) + uintptr(p.CQEntries)*cqeSize
 	single := p.Features&FeatSingleMmap != 0
 	if single {
@@ -265,7 +276,6 @@ func (r *Ring) mmap(p *params) error {
 	r.sqHead = u32(r.ringMem, p.SQOff.Head)
 	r.sqTail = u32(r.ringMem, p.SQOff.Tail)
 	r.sqFlags = u32(r.ringMem, p.SQOff.Flags)
-	r.sqDropped = u32(r.ringMem, p.SQOff.Dropped)
 	r.sqMask = *u32(r.ringMem, p.SQOff.RingMask)
 	r.sqEntries = *u32(r.ringMem, p.SQOff.RingEntries)
 	r.sqes = unsafe.Slice((*SQE)(unsafe.Pointer(&r.sqeMem[0])), r.sqEntries)
@@ -302,20 +312,28 @@ const closeDrainTimeout = 2 * time.Second
 // caller let the garbage collector have it. After Close returns with
 // InFlight() == 0, the kernel holds no address the caller gave it.
 //
+// Discarding matters too: a completion may carry a resource, such as the
+// fd of an accepted connection; CloseWith hands such completions to the
+// caller instead.
+//
 // With SingleIssuer, Close must run on the ring's thread like every
 // other call (from another thread the cancel fails with EEXIST and Close
 // only tears down). Close must not run concurrently with Wake. A second
 // Close returns nil.
-func (r *Ring) Close() error {
+func (r *Ring) Close() error { return r.CloseWith(nil) }
+
+// CloseWith is Close, passing every completion of the caller's reaped
+// while draining (those already in the CQ, and those of the cancelled
+// requests) to last, if not nil, before anything is unmapped.
+func (r *Ring) CloseWith(last func(CQE)) error {
 	if r.closed {
 		return nil
 	}
-	r.drainForClose()
-	r.closed = true
+	r.drainForClose(last)
 	return r.release()
 }
 
-func (r *Ring) drainForClose() {
+func (r *Ring) drainForClose(last func(CQE)) {
 	if r.ringMem == nil || r.inFlight <= 0 {
 		return
 	}
@@ -334,7 +352,10 @@ func (r *Ring) drainForClose() {
 		if _, err := r.SubmitAndWait(1, 20*time.Millisecond); err != nil && !errors.Is(err, ErrBusy) && !errors.Is(err, ErrCQDropped) {
 			return
 		}
-		for range r.Completions() {
+		for c := range r.Completions() {
+			if last != nil {
+				last(c)
+			}
 		}
 	}
 }
@@ -361,6 +382,8 @@ func (r *Ring) release() error {
 		}
 	}
 	r.sqes, r.cqes = nil, nil
+	r.sqHead, r.sqTail, r.sqFlags = nil, nil, nil
+	r.cqHead, r.cqTail, r.cqOverflow = nil, nil, nil
 	if r.fd >= 0 {
 		if err := unix.Close(r.fd); err != nil {
 			keep(os.NewSyscallError("close", err))

@@ -6,8 +6,10 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,6 +27,78 @@ func TestNopRoundTrip(t *testing.T) {
 	}
 	if n := r.InFlight(); n != 1 { // the waker
 		t.Errorf("InFlight = %d, want 1 (the waker)", n)
+	}
+}
+
+// TestRingVariants runs the same work on every kind of ring New can
+// make: the flags an older kernel would leave (no NO_SQARRAY: the SQ
+// index array; no SUBMIT_ALL), two ring mappings (no SINGLE_MMAP),
+// COOP_TASKRUN, and SINGLE_ISSUER|DEFER_TASKRUN on a locked thread.
+func TestRingVariants(t *testing.T) {
+	for _, v := range []struct {
+		name string
+		o    Options
+		lock bool
+	}{
+		{"default", Options{}, false},
+		{"5.5-flags", Options{flags: SetupCQSize | SetupClamp}, false},
+		{"two-mmaps", Options{twoMmaps: true}, false},
+		{"coop", Options{coopTaskrun: true}, false},
+		{"single-issuer", Options{SingleIssuer: true}, true},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			if v.lock {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+			}
+			v.o.Entries, v.o.CQEntries = 8, 16
+			maps0 := mapsLines(t)
+			r, err := New(v.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := r.Close(); err != nil {
+					t.Error(err)
+				}
+				if m := mapsLines(t); m != maps0 {
+					t.Errorf("%d mappings after Close, %d before New", m, maps0)
+				}
+			}()
+			if v.o.twoMmaps && len(r.cqMem) == 0 {
+				t.Error("twoMmaps: CQ ring not mapped on its own")
+			}
+			t.Logf("flags %#x", r.SetupFlags())
+			a, b := socketpair(t, unix.SOCK_STREAM)
+			sendRecv(t, r, a, b, []byte("variant"), false)
+			testCQOverflow(t, r)
+			go func() {
+				time.Sleep(10 * time.Millisecond)
+				r.Wake()
+			}()
+			if _, err := r.SubmitAndWait(1, 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			for c := range r.Completions() {
+				t.Errorf("unexpected %+v", c)
+			}
+			start := time.Now()
+			if _, err := r.SubmitAndWait(1, 20*time.Millisecond); err != nil || time.Since(start) < 20*time.Millisecond {
+				t.Errorf("timeout: %v after %v", err, time.Since(start))
+			}
+		})
+	}
+}
+
+func TestErrorClassification(t *testing.T) {
+	var r Ring
+	for _, c := range []struct {
+		e    unix.Errno
+		want error
+	}{{unix.EBUSY, ErrBusy}, {unix.EAGAIN, ErrBusy}, {unix.EEXIST, ErrWrongThread}, {unix.EBADR, ErrCQDropped}} {
+		if err := r.enterErr(c.e); !errors.Is(err, c.want) || !errors.Is(err, c.e) {
+			t.Errorf("enterErr(%v) = %v", c.e, err)
+		}
 	}
 }
 
@@ -103,7 +177,10 @@ func TestSQFullThenSubmitFrees(t *testing.T) {
 // without reaping: the kernel parks the excess in its overflow list
 // (IORING_FEAT_NODROP) and Completions must bring every one out.
 func TestCQOverflowLosesNothing(t *testing.T) {
-	r := newRing(t, Options{Entries: 8, CQEntries: 16})
+	testCQOverflow(t, newRing(t, Options{Entries: 8, CQEntries: 16}))
+}
+
+func testCQOverflow(t *testing.T, r *Ring) {
 	const total = 200
 	next := uint64(1)
 	for next <= total {
@@ -223,10 +300,75 @@ func TestCloseWithOperationsInFlight(t *testing.T) {
 	if m, f := mapsLines(t), fdCount(t); m != maps0 || f != fds0 {
 		t.Errorf("after 3 rings: %d mappings (was %d), %d fds (was %d)", m, maps0, f, fds0)
 	}
-	var r Ring
-	r.closed = true
+}
+
+// TestCloseWithHandsOverCompletions: completions reaped while closing
+// (here an accepted connection's fd, already in the CQ, and the
+// cancelled accept's last one) reach CloseWith's function, so that the
+// fd can be closed; plain Close would leak it (the leak check says so).
+func TestCloseWithHandsOverCompletions(t *testing.T) {
+	lfd, sa := listenTCP(t)
+	r, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	submit(t, r, func(s *SQE) { s.PrepAcceptMultishot(lfd, 1) })
+	c := tcpSocket(t)
+	defer unix.Close(c)
+	raw, rawLen := rawInet4(sa)
+	submit(t, r, func(s *SQE) { s.PrepConnect(c, raw, rawLen, 2) })
+	for r.CQReady() < 2 { // the accept's and the connect's, not reaped
+		pollFd(t, r.Fd(), unix.POLLIN)
+	}
+	var accepted, final int
+	err = r.CloseWith(func(c CQE) {
+		switch {
+		case c.UserData == 1 && c.More() && c.Res >= 0:
+			unix.Close(int(c.Res))
+			accepted++
+		case c.UserData == 1 && !c.More():
+			final++
+		}
+	})
+	if err != nil || accepted != 1 || final != 1 {
+		t.Errorf("CloseWith: %v; %d accepted fds and %d final accept completions handed over, want 1 and 1", err, accepted, final)
+	}
+}
+
+func TestUseAfterClose(t *testing.T) {
+	r, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	submit(t, r, func(s *SQE) { s.PrepNop(1) })
+	submit(t, r, func(s *SQE) { s.PrepNop(2) })
+	for r.CQReady() < 2 {
+		pollFd(t, r.Fd(), unix.POLLIN)
+	}
+	n := 0
+	for range r.Completions() {
+		n++
+		if err := r.Close(); err != nil { // inside the loop: the iteration stops
+			t.Fatal(err)
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d completions yielded after Close in the loop body, want 1", n)
+	}
+	if r.GetSQE() != nil || r.SQSpace() != 0 || r.CQReady() != 0 || r.CQOverflowPending() {
+		t.Error("a closed ring still hands out SQEs or reports completions")
+	}
 	if _, err := r.Submit(); !errors.Is(err, ErrClosed) {
 		t.Errorf("Submit after Close: %v", err)
+	}
+	if _, err := r.SubmitAndWait(1, -1); !errors.Is(err, ErrClosed) {
+		t.Errorf("SubmitAndWait after Close: %v", err)
+	}
+	if _, err := r.NewBufRing(1, 1, 1); !errors.Is(err, ErrClosed) {
+		t.Errorf("NewBufRing after Close: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
 	}
 }
 

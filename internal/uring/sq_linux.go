@@ -22,12 +22,16 @@ import "sync/atomic"
 //     filled are never seen half-written as long as the caller fills
 //     each one before its next Submit.
 
-// GetSQE returns a zeroed SQE to fill, or nil when the SQ is full: the
-// kernel has not yet consumed the SQEs already queued. Submit consumes
+// GetSQE returns a zeroed SQE to fill, or nil when the SQ is full (the
+// kernel has not yet consumed the SQEs already queued) or the Ring is
+// closed. Submit consumes
 // them and frees their slots. The SQE belongs to the caller only until
 // the next Submit or SubmitAndWait, which hands every SQE obtained so far
 // to the kernel: fill each one before that.
 func (r *Ring) GetSQE() *SQE {
+	if r.closed {
+		return nil
+	}
 	head := atomic.LoadUint32(r.sqHead)
 	if free(head, r.sqeTail, r.sqEntries) == 0 {
 		return nil
@@ -40,10 +44,18 @@ func (r *Ring) GetSQE() *SQE {
 
 // SQReady is how many SQEs are filled and waiting for Submit (taken from
 // GetSQE but not yet consumed by the kernel).
-func (r *Ring) SQReady() uint32 { return used(atomic.LoadUint32(r.sqHead), r.sqeTail) }
+func (r *Ring) SQReady() uint32 {
+	if r.closed {
+		return 0
+	}
+	return used(atomic.LoadUint32(r.sqHead), r.sqeTail)
+}
 
 // SQSpace is how many more SQEs GetSQE can hand out before a Submit.
 func (r *Ring) SQSpace() uint32 {
+	if r.closed {
+		return 0
+	}
 	return free(atomic.LoadUint32(r.sqHead), r.sqeTail, r.sqEntries)
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -23,7 +22,7 @@ import (
 //     thread that called New (thread_linux.go says why);
 //   - the SQ and CQ indices are free-running uint32 counters; a slot is
 //     index & mask, and every difference of two indices is taken in
-//     uint32 so that it stays right across the 2^32 wrap (index.go's
+//     uint32 so that it stays right across the 2^32 wrap (index_linux.go's
 //     helpers, fuzzed by index_linux_test.go);
 //   - shared indices are read and written with sync/atomic only: the
 //     kernel side is smp_load_acquire/smp_store_release, and Go's atomic
@@ -296,109 +295,6 @@ func (r *Ring) mmap(p *params) error {
 	r.sqeHead = r.sqeTail
 	r.cqHeadLocal = atomic.LoadUint32(r.cqHead)
 	return nil
-}
-
-// closeDrainTimeout bounds how long Close waits for cancelled requests
-// to report.
-const closeDrainTimeout = 2 * time.Second
-
-// Close cancels every request in flight, waits (up to 2 s) for their
-// final completions, which it discards, then unregisters and unmaps the
-// BufRings, unmaps the rings and closes the ring fd and the eventfd.
-//
-// Waiting matters: closing the ring fd does not stop requests
-// synchronously (the kernel cancels them from a workqueue), so a receive
-// could still write into a buffer after an immediate unmap or after the
-// caller let the garbage collector have it. After Close returns with
-// InFlight() == 0, the kernel holds no address the caller gave it.
-//
-// Discarding matters too: a completion may carry a resource, such as the
-// fd of an accepted connection; CloseWith hands such completions to the
-// caller instead.
-//
-// With SingleIssuer, Close must run on the ring's thread like every
-// other call (from another thread the cancel fails with EEXIST and Close
-// only tears down). Close must not run concurrently with Wake. A second
-// Close returns nil.
-func (r *Ring) Close() error { return r.CloseWith(nil) }
-
-// CloseWith is Close, passing every completion of the caller's reaped
-// while draining (those already in the CQ, and those of the cancelled
-// requests) to last, if not nil, before anything is unmapped.
-func (r *Ring) CloseWith(last func(CQE)) error {
-	if r.closed {
-		return nil
-	}
-	r.drainForClose(last)
-	return r.release()
-}
-
-func (r *Ring) drainForClose(last func(CQE)) {
-	if r.ringMem == nil || r.inFlight <= 0 {
-		return
-	}
-	sqe := r.GetSQE()
-	if sqe == nil {
-		if _, err := r.Submit(); err != nil {
-			return
-		}
-		if sqe = r.GetSQE(); sqe == nil {
-			return
-		}
-	}
-	sqe.prepCancelAny(udCloseCancel)
-	start := time.Now()
-	for r.inFlight > 0 && time.Since(start) < closeDrainTimeout {
-		if _, err := r.SubmitAndWait(1, 20*time.Millisecond); err != nil && !errors.Is(err, ErrBusy) && !errors.Is(err, ErrCQDropped) {
-			return
-		}
-		for c := range r.Completions() {
-			if last != nil {
-				last(c)
-			}
-		}
-	}
-}
-
-// release undoes New, for a ring in any state of construction. It runs
-// once (Close checks closed; New calls it only on failure).
-func (r *Ring) release() error {
-	var first error
-	keep := func(err error) {
-		if err != nil && first == nil {
-			first = err
-		}
-	}
-	for _, b := range r.bufRings {
-		keep(b.release())
-	}
-	r.bufRings = nil
-	for _, m := range []*[]byte{&r.sqeMem, &r.cqMem, &r.ringMem} {
-		if *m != nil {
-			if err := unix.Munmap(*m); err != nil {
-				keep(os.NewSyscallError("munmap", err))
-			}
-			*m = nil
-		}
-	}
-	r.sqes, r.cqes = nil, nil
-	r.sqHead, r.sqTail, r.sqFlags = nil, nil, nil
-	r.cqHead, r.cqTail, r.cqOverflow = nil, nil, nil
-	if r.fd >= 0 {
-		if err := unix.Close(r.fd); err != nil {
-			keep(os.NewSyscallError("close", err))
-		}
-		r.fd = -1
-	}
-	if r.wakefd >= 0 {
-		// wakefd keeps its value: Wake reads it from other goroutines
-		// without synchronisation, and release runs once.
-		if err := unix.Close(r.wakefd); err != nil {
-			keep(os.NewSyscallError("close", err))
-		}
-	}
-	r.closed = true
-	return first
 }
 
 // Fd is the ring's file descriptor (close-on-exec: io_uring_setup always

@@ -286,3 +286,40 @@ func TestRecvmsgSendmsgUDP(t *testing.T) {
 		t.Errorf("sender %v:%d (namelen %d), want %v:%d", from.Addr, port, in.hdr.Namelen, aAddr.Addr, aAddr.Port)
 	}
 }
+
+// TestAcceptOneShot: a one-shot accept writes the peer's address and its
+// length into caller memory and returns a non-blocking, close-on-exec fd.
+func TestAcceptOneShot(t *testing.T) {
+	r := newRing(t, Options{})
+	lfd, sa := listenTCP(t)
+	peer := new(struct {
+		sa  unix.RawSockaddrAny
+		len uint32
+	})
+	peer.len = unix.SizeofSockaddrAny
+	submit(t, r, func(s *SQE) { s.PrepAccept(lfd, &peer.sa, &peer.len, 1) })
+	c := tcpSocket(t)
+	defer unix.Close(c)
+	if err := unix.Connect(c, sa); err != nil && err != unix.EINPROGRESS {
+		t.Fatal(err)
+	}
+	got, _ := waitCQE(t, r, 1)
+	if got.Res < 0 || got.More() {
+		t.Fatalf("accept = %+v (%v)", got, got.Err())
+	}
+	defer unix.Close(int(got.Res))
+	fl, _ := unix.FcntlInt(uintptr(got.Res), unix.F_GETFL, 0)
+	fd, _ := unix.FcntlInt(uintptr(got.Res), unix.F_GETFD, 0)
+	if fl&unix.O_NONBLOCK == 0 || fd&unix.FD_CLOEXEC == 0 {
+		t.Errorf("accepted fd: flags %#x, fd flags %#x", fl, fd)
+	}
+	local, err := unix.Getsockname(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := (*unix.RawSockaddrInet4)(unsafe.Pointer(&peer.sa))
+	if peer.len != unix.SizeofSockaddrInet4 || in.Family != unix.AF_INET ||
+		int(in.Port>>8|in.Port<<8) != local.(*unix.SockaddrInet4).Port {
+		t.Errorf("peer address %+v (len %d), want the connecting socket's %+v", in, peer.len, local)
+	}
+}

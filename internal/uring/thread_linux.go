@@ -46,15 +46,17 @@ package uring
 //   - Options.SingleIssuer (SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG) is
 //     there for a loop that runs on a goroutine of its own, locked to its
 //     thread before New and until Close. It saves the IPIs and runs all
-//     completion work in the loop's own enter. Measured (same runs): a
-//     socketpair echo round trip 5.5–6.2 µs against 5.8–6.5 µs for the
-//     default (BenchmarkEcho), a NOP per enter 1.41–1.46 µs against
-//     1.58–1.65 µs (BenchmarkNop): a few percent. The price: every time
-//     the loop blocks on a Go primitive instead of in io_uring_enter, its
-//     wakeup is a thread wakeup, 18–21 µs against 0.3–0.4 µs for a
+//     completion work in the loop's own enter. Measured over two runs of
+//     three on the (shared, 2-CPU) development VM: a socketpair echo
+//     round trip 5.5–7.1 µs against 5.8–6.9 µs for the default
+//     (BenchmarkEcho), a NOP per enter 1.41–1.67 µs against 1.50–1.65 µs
+//     (BenchmarkNop): no gain above the noise. The price: every time the
+//     loop blocks on a Go primitive instead of in io_uring_enter, its
+//     wakeup is a thread wakeup, 18–28 µs against 0.28–0.44 µs for a
 //     channel ping-pong (BenchmarkGoroutineWakeup), and every call must
 //     come from that thread.
 //
 // So the completion backend can start on the default and switch to
-// SingleIssuer only if it gives the loop a dedicated, locked goroutine;
-// the gain measured here does not justify imposing that on callers.
+// SingleIssuer only if it gives the loop a dedicated, locked goroutine
+// and measures a gain on real traffic; nothing measured here justifies
+// imposing that on callers.

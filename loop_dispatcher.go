@@ -69,8 +69,10 @@ type Dispatcher struct {
 	// tracking enables FuturesInProgress; inProgress is its table.
 	tracking   bool
 	inProgress map[any]*FutureInfo
-	// epoch is the zero of the loop's monotonic clock.
+	// epoch is the zero of the loop's monotonic clock; clock, if set,
+	// replaces it (tests drive timers with a fake clock, export_test.go).
 	epoch time.Time
+	clock func() int64
 	// atClose holds what teardown must release that is not in the fd
 	// table (outstanding Go calls, signal forwarders; loop_doors.go,
 	// signal.go), under a key of its owner's choosing, so the owner can
@@ -96,16 +98,22 @@ func NewDispatcher() (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dispatcher{
+	d := &Dispatcher{
 		poller: p,
 		events: make([]poller.Event, 256),
 		done:   make(chan struct{}),
 		epoch:  time.Now(),
-	}, nil
+	}
+	return d, nil
 }
 
-// now is the loop's monotonic clock in nanoseconds.
-func (d *Dispatcher) now() int64 { return int64(time.Since(d.epoch)) }
+// now is the loop's monotonic clock in nanoseconds (never negative).
+func (d *Dispatcher) now() int64 {
+	if d.clock != nil {
+		return d.clock()
+	}
+	return int64(time.Since(d.epoch))
+}
 
 // GetIoHandler returns the epoll descriptor, for integrating other
 // libraries (Nim returns its selector). It is -1 after Close.

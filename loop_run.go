@@ -20,7 +20,7 @@ import (
 //  5. fire the timers that became due while waiting;
 //  6. move callbacks posted by other goroutines onto the ready queue;
 //  7. drain the ready queue until it is empty, including callbacks queued
-//     while draining (shared/nim-semantics.md §3.4). This is the only place
+//     while draining (as Nim's runOnce does). This is the only place
 //     future callbacks and coroutine resumptions run. One exception keeps
 //     a busy connection from starving the rest: an async procedure that
 //     completed its I/O budget of socket operations without ever
@@ -170,8 +170,10 @@ func (d *Dispatcher) recovered(p any) error {
 
 // Drain runs the loop until nothing is pending or timeout, measured from the
 // call, has passed (Nim #24506 fixed: the remaining time is timeout minus
-// the time since Drain started). With nothing pending it returns nil at
-// once. It returns early with the error of a failing Poll.
+// the time since Drain started). As Nim's drain it runs at least one
+// round when something is pending, so Drain(0) runs what is ready without
+// waiting. With nothing pending it returns nil at once. It returns early
+// with the error of a failing Poll.
 func (d *Dispatcher) Drain(timeout time.Duration) error {
 	if timeout < 0 {
 		return fmt.Errorf("%w: Drain timeout %v", ErrNegative, timeout)
@@ -182,14 +184,11 @@ func (d *Dispatcher) Drain(timeout time.Duration) error {
 	d.polling = false
 	start := d.now()
 	for d.HasPendingOperations() {
-		left := timeout - time.Duration(d.now()-start)
-		if left < 0 {
-			break
-		}
+		left := max(timeout-time.Duration(d.now()-start), 0)
 		if err := d.Poll(left); err != nil {
 			return err
 		}
-		if d.closed {
+		if d.closed || time.Duration(d.now()-start) >= timeout {
 			break
 		}
 	}

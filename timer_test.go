@@ -81,7 +81,9 @@ func TestSleepPrecision(t *testing.T) {
 		over = append(over, el-5*time.Millisecond)
 	}
 	sort.Slice(over, func(i, j int) bool { return over[i] < over[j] })
-	if med := over[len(over)/2]; med > 20*time.Millisecond {
+	// Generous (the machine is shared): what it catches is a loop that
+	// sleeps in coarse steps (DefaultPollTimeout's 500 ms), not jitter.
+	if med := over[len(over)/2]; med > 100*time.Millisecond {
 		t.Fatalf("median overshoot %v", med)
 	}
 }
@@ -90,8 +92,8 @@ func TestSleepPrecision(t *testing.T) {
 // true fires exactly 4 times; a oneshot fires once whatever it returns.
 func TestAddTimerProtocol(t *testing.T) {
 	d := newD(t)
+	clk := ad.UseFakeClock(d)
 	n := 0
-	start := time.Now()
 	if _, err := d.AddTimer(20*time.Millisecond, false, func(fd ad.AsyncFD) bool {
 		if fd != ad.InvalidFD {
 			t.Errorf("fd %d", fd)
@@ -107,8 +109,8 @@ func TestAddTimerProtocol(t *testing.T) {
 	if n != 4 || one != 1 {
 		t.Fatalf("repeating fired %d, oneshot %d", n, one)
 	}
-	if el := time.Since(start); el < 80*time.Millisecond {
-		t.Fatalf("4 ticks of 20ms in %v", el)
+	if now := clk.Now(); now != 80*time.Millisecond {
+		t.Fatalf("4 ticks of 20ms done at %v", now)
 	}
 	if d.HasPendingOperations() {
 		t.Fatal("finished timers still pending")
@@ -198,14 +200,14 @@ func TestAll(t *testing.T) {
 			return v, nil
 		})
 	}
+	clk := ad.UseFakeClock(d)
 	a, b := mk(30, 1), mk(10, 2)
-	start := time.Now()
 	vals, err := ad.WaitFor(ad.All(a, b, a))
 	if err != nil || joinInts(vals) != "1 2 1" {
 		t.Fatal(vals, err)
 	}
-	if el := time.Since(start); el > 500*time.Millisecond {
-		t.Fatalf("not concurrent: %v", el)
+	if now := clk.Now(); now != 30*time.Millisecond {
+		t.Fatalf("not concurrent: done at %v, want 30ms", now)
 	}
 	empty := ad.All[int]()
 	if v, err := empty.Read(); err != nil || len(v) != 0 {
@@ -237,19 +239,19 @@ func TestAll(t *testing.T) {
 // §11: And / Or.
 func TestAndOr(t *testing.T) {
 	d := newD(t)
+	clk := ad.UseFakeClock(d)
 	slow, fast := d.SleepAsync(30*time.Millisecond), d.SleepAsync(5*time.Millisecond)
 	kept := 0
 	slow.AddCallback(func() { kept++ })
 	fast.AddCallback(func() { kept++ })
-	start := time.Now()
-	if _, err := ad.WaitFor(ad.Or(slow, fast)); err != nil || time.Since(start) > 25*time.Millisecond && slow.Finished() == false && !fast.Finished() {
-		t.Fatal(err)
+	if _, err := ad.WaitFor(ad.Or(slow, fast)); err != nil || clk.Now() != 5*time.Millisecond {
+		t.Fatalf("Or: %v, done at %v", err, clk.Now())
 	}
 	if !fast.Finished() || slow.Finished() {
 		t.Fatal("Or did not finish with the first")
 	}
-	if _, err := ad.WaitFor(ad.And(slow, fast)); err != nil || !slow.Finished() {
-		t.Fatal("And", err)
+	if _, err := ad.WaitFor(ad.And(slow, fast)); err != nil || !slow.Finished() || clk.Now() != 30*time.Millisecond {
+		t.Fatalf("And: %v, done at %v", err, clk.Now())
 	}
 	d.Poll(0)
 	if kept != 2 {

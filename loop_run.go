@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"time"
+
+	"github.com/asyncdispatch/asyncdispatch/internal/poller"
 )
 
 // One loop iteration (runOnce), after asyncio's _run_once and Nim's runOnce:
@@ -106,7 +108,7 @@ func (d *Dispatcher) runOnce(timeout time.Duration) (err error) {
 			wait = until
 		}
 	}
-	n, werr := d.poller.Wait(d.events, wait)
+	n, werr := d.wait(wait)
 	if werr != nil {
 		return werr
 	}
@@ -122,6 +124,27 @@ func (d *Dispatcher) runOnce(timeout time.Duration) (err error) {
 	d.takeRemote()
 	d.drainReady()
 	return nil
+}
+
+// wait waits for I/O for at most wait (negative: no limit). One poller
+// wait is capped at poller.MaxWait (about 11.6 days) and then reports
+// nothing; wait then waits again for what is left, so a wait for a timer
+// weeks away — or a "forever" one — still ends only on an event, a wake
+// or its deadline.
+func (d *Dispatcher) wait(wait time.Duration) (int, error) {
+	if wait <= poller.MaxWait {
+		return d.poller.Wait(d.events, wait)
+	}
+	end := d.deadline(wait)
+	for {
+		n, err := d.poller.Wait(d.events, wait)
+		if n > 0 || err != nil || d.nremote.Load() > 0 {
+			return n, err
+		}
+		if wait = time.Duration(end - d.now()); wait <= 0 {
+			return 0, nil
+		}
+	}
 }
 
 // drainReady runs queued callbacks until the queue is empty or one fails.

@@ -2,6 +2,7 @@ package asyncdispatch_test
 
 import (
 	"errors"
+	"math"
 	"sort"
 	"testing"
 	"time"
@@ -269,4 +270,135 @@ func TestAndOr(t *testing.T) {
 	}
 	never.Cancel()
 	d.Drain(time.Second)
+}
+
+// forever is Go's usual "no limit" for a duration.
+const forever = time.Duration(math.MaxInt64)
+
+// Defect: a timer 24.86 days or more away was handed to epoll_wait as a
+// 32-bit millisecond count: 2³² ms + 20 ms became 20 ms, so Poll(-1) with
+// such a timer as its only work returned after 20 ms having done nothing
+// (and 30 days became negative: wait forever). Poll(-1) must return on
+// the wake only.
+func TestHugeTimerWaitDoesNotWrap(t *testing.T) {
+	d := newD(t)
+	f := d.SleepAsync((1<<32 + 20) * time.Millisecond)
+	woke := false
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(300 * time.Millisecond)
+		d.CallSoonThreadSafe(func() { woke = true })
+	}()
+	start := time.Now()
+	err := d.Poll(-1)
+	el := time.Since(start)
+	<-done
+	if err != nil || !woke || f.Finished() {
+		t.Fatalf("Poll(-1) with a 2³² ms + 20 ms timer: %v after %v, woken=%v, timer finished=%v", err, el, woke, f.Finished())
+	}
+	f.Cancel()
+}
+
+// Defect 4 at loop level, on the fake clock: a 30-day timer as the only
+// work fires when the clock passes 30 days. One Poll(-1) is enough: the
+// poller caps each wait (about 11.6 days) and the loop waits again for
+// the rest instead of returning with nothing done.
+func TestThirtyDayTimerFires(t *testing.T) {
+	d := newD(t)
+	clk := ad.UseFakeClock(d)
+	const month = 30 * 24 * time.Hour
+	f := d.SleepAsync(month)
+	tm := 0
+	if _, err := d.AddTimer(month, true, func(ad.AsyncFD) bool { tm++; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Poll(-1); err != nil {
+		t.Fatal(err)
+	}
+	if !f.Finished() || tm != 1 {
+		t.Fatalf("after one Poll(-1) at %v: sleep finished=%v, timer fired %d times", clk.Now(), f.Finished(), tm)
+	}
+	if now := clk.Now(); now < month || now > month+time.Millisecond {
+		t.Fatalf("fired at %v, want %v", now, month)
+	}
+	if clk.Waits != 3 {
+		t.Fatalf("%d waits for 30 days, want 3 capped ones", clk.Waits)
+	}
+	if d.HasPendingOperations() {
+		t.Fatal("pending after the timers fired")
+	}
+}
+
+// Defect: deadlines were now + d without an overflow check, so
+// time.Duration(math.MaxInt64) — Go's "forever" — wrapped into the past:
+// SleepAsync completed at once, a oneshot AddTimer fired, Timeout failed
+// with ErrTimeout and WithTimeout reported false. Forever must mean never.
+func TestForeverDurationNeverFires(t *testing.T) {
+	d := newD(t)
+	clk := ad.UseFakeClock(d)
+	clk.Advance(time.Hour) // a loop clock that has run a while
+	sl := d.SleepAsync(forever)
+	fired := 0
+	tm, err := d.AddTimer(forever, true, func(ad.AsyncFD) bool { fired++; return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := d.AddTimer(forever, false, func(ad.AsyncFD) bool { fired++; return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := ad.NewFuture[int](d, "inner")
+	to := ad.Timeout(inner, forever)
+	other := ad.NewFuture[int](d, "other")
+	wt := ad.WithTimeout(other, forever)
+	for i := 0; i < 3; i++ {
+		if err := d.Poll(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sl.Finished() || fired != 0 || to.Finished() || wt.Finished() {
+		t.Fatalf("forever came: sleep %v, timers fired %d, Timeout %v, WithTimeout %v", sl, fired, to, wt)
+	}
+	// A bounded Poll with only "forever" work waits its time and returns.
+	if err := d.Poll(time.Second); err != nil || clk.Now() != time.Hour+time.Second {
+		t.Fatalf("Poll(1s): %v, clock %v", err, clk.Now())
+	}
+	inner.Complete(7)
+	other.Complete(8)
+	if v, err := ad.WaitFor(to); v != 7 || err != nil {
+		t.Fatalf("Timeout(f, forever) = %v, %v", v, err)
+	}
+	if ok, err := ad.WaitFor(wt); !ok || err != nil {
+		t.Fatalf("WithTimeout(f, forever) = %v, %v", ok, err)
+	}
+	if !tm.Stop() || !rep.Stop() || !sl.Cancel() || d.HasPendingOperations() {
+		t.Fatal("the forever timers were not all still pending")
+	}
+}
+
+// Defect 5 for a repeating timer: its next deadline was When + period
+// unchecked, so a period that fits once but not twice wrapped into the
+// past and the timer fired again at once, every poll.
+func TestRepeatingTimerNextDeadlineSaturates(t *testing.T) {
+	d := newD(t)
+	clk := ad.UseFakeClock(d)
+	period := time.Duration(math.MaxInt64/2 + 1)
+	fired := 0
+	tm, err := d.AddTimer(period, false, func(ad.AsyncFD) bool { fired++; return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(period)
+	for i := 0; i < 3; i++ {
+		if err := d.Poll(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fired != 1 {
+		t.Fatalf("a timer with period %v fired %d times at %v", period, fired, clk.Now())
+	}
+	if !tm.Stop() {
+		t.Fatal("Stop: the timer was not pending any more")
+	}
 }

@@ -105,6 +105,8 @@ type Timer struct {
 	oneshot bool
 	cb      Callback
 	stopped bool
+	// firing: cb is running (the timer is out of the heap meanwhile).
+	firing bool
 }
 
 // AddTimer calls cb after timeout and, unless oneshot, every timeout after
@@ -136,12 +138,21 @@ func (d *Dispatcher) AddTimer(timeout time.Duration, oneshot bool, cb Callback) 
 	return t, nil
 }
 
-// Stop stops the timer; it reports whether the timer was running.
+// Stop stops the timer; it reports whether the timer was running, that is
+// whether it would have fired (again). Called by a repeating timer's own
+// callback it returns true and the timer does not fire again (whatever the
+// callback returns); called by a oneshot timer's own callback it returns
+// false, like any Stop after the timer fired.
 func (t *Timer) Stop() bool {
 	if t.stopped {
 		return false
 	}
 	t.stopped = true
+	if t.firing {
+		// Out of the heap while its callback runs: fireTimer would
+		// have put a repeating timer back.
+		return !t.oneshot
+	}
 	return t.d.removeTimer(&t.tm)
 }
 
@@ -173,8 +184,10 @@ func (d *Dispatcher) fireTimers() (fired int) {
 
 func (d *Dispatcher) fireTimer(t *Timer, now int64) {
 	done := true
+	t.firing = true
 	func() {
 		defer func() {
+			t.firing = false
 			if p := recover(); p != nil {
 				d.checkErr = append(d.checkErr, d.recovered(p))
 			}

@@ -402,3 +402,42 @@ func TestRepeatingTimerNextDeadlineSaturates(t *testing.T) {
 		t.Fatal("Stop: the timer was not pending any more")
 	}
 }
+
+// Defect: Timer.Stop called inside the timer's own callback stopped a
+// repeating timer but returned false. It was running (it would have fired
+// again), so it returns true; for a oneshot timer, which would not fire
+// again, false.
+func TestTimerStopInOwnCallback(t *testing.T) {
+	d := newD(t)
+	ad.UseFakeClock(d)
+	var rep, one *ad.Timer
+	var repStop, repAgain, oneStop []bool
+	var err error
+	rep, err = d.AddTimer(time.Millisecond, false, func(ad.AsyncFD) bool {
+		repStop = append(repStop, rep.Stop())
+		repAgain = append(repAgain, rep.Stop())
+		return false // Stop wins over "keep me"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err = d.AddTimer(time.Millisecond, true, func(ad.AsyncFD) bool {
+		oneStop = append(oneStop, one.Stop())
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Drain(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if len(repStop) != 1 || !repStop[0] || repAgain[0] {
+		t.Fatalf("repeating timer: Stop in its callback = %v, again = %v (fired %d times)", repStop, repAgain, len(repStop))
+	}
+	if len(oneStop) != 1 || oneStop[0] {
+		t.Fatalf("oneshot timer: Stop in its callback = %v", oneStop)
+	}
+	if rep.Stop() || one.Stop() || d.HasPendingOperations() {
+		t.Fatal("timers still running")
+	}
+}

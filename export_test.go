@@ -169,3 +169,10 @@ func (p *fakeClockPoller) Wait(events []poller.Event, timeout time.Duration) (in
 	p.c.Advance(min(timeout, poller.MaxWait))
 	return 0, nil
 }
+
+// OwnerCheckOn is what a value of ASYNCDISPATCH_CHECK means for the
+// owner check.
+func OwnerCheckOn(v string) bool { return ownerCheckOn(v) }
+
+// OwnerCheckEnv is the name of that variable.
+const OwnerCheckEnv = ownerCheckEnv

@@ -19,7 +19,9 @@ import (
 // so none of them needs a lock. Every method must be called on that
 // goroutine, except the doors meant for other goroutines: CallSoonThreadSafe,
 // Future.CompleteFrom/FailFrom, AsyncEvent.Trigger and Future.Wait.
-// Several dispatchers on several goroutines run independently.
+// Several dispatchers on several goroutines run independently. A breach is
+// a data race that corrupts the dispatcher; SetOwnerCheck (or
+// ASYNCDISPATCH_CHECK=owner) makes it panic at once instead.
 type Dispatcher struct {
 	// poller is the OS readiness backend (epoll on Linux).
 	poller poller.Poller
@@ -103,6 +105,9 @@ func NewDispatcher() (*Dispatcher, error) {
 		events: make([]poller.Event, 256),
 		done:   make(chan struct{}),
 		epoch:  time.Now(),
+	}
+	if ownerCheckDefault() {
+		d.SetOwnerCheck(true)
 	}
 	return d, nil
 }
@@ -198,6 +203,8 @@ func (d *Dispatcher) HasPendingOperations() bool {
 // (Nim's Genode-only scheduleCallbacks). It returns false when called from
 // inside the loop or after Close.
 func (d *Dispatcher) ScheduleCallbacks() bool {
+	g := d.claimLoop()
+	defer releaseLoop(g)
 	if d.polling || d.current != nil || d.closed {
 		return false
 	}
@@ -224,6 +231,7 @@ func (d *Dispatcher) ScheduleCallbacks() bool {
 // then happens when the current Poll returns, and RunForever returns nil.
 // A second Close returns ErrClosed.
 func (d *Dispatcher) Close() error {
+	d.checkOwner()
 	if d.closed {
 		return ErrClosed
 	}
@@ -245,6 +253,13 @@ func (d *Dispatcher) finishClose() {
 
 func (d *Dispatcher) teardown() error {
 	d.polling = true // nothing below may start a nested loop
+	if g := d.ready.own; g != nil {
+		// Procedures unwind below on their coroutines with none current
+		// (dropCoro): the owner check cannot tell them from another
+		// dispatcher's, so it rests until the teardown is over.
+		drv := g.driver.Swap(0)
+		defer g.driver.Store(drv)
+	}
 	// Coroutines first: their unwinding may close sockets and cancel
 	// timers, which must still work.
 	for len(d.coros) > 0 {

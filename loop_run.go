@@ -41,15 +41,19 @@ const DefaultPollTimeout = 500 * time.Millisecond
 // needed, timers included), processes that one wakeup and every callback it
 // makes ready, and returns. With nothing pending it returns ErrNoWork at
 // once. It returns the first panic of a callback (as a *PanicError) or the
-// first AsyncCheck failure it met.
+// first AsyncCheck failure it met. Called from a callback or an async
+// procedure it returns ErrNestedLoop; called while another goroutine runs
+// the loop, ErrWrongGoroutine.
 func (d *Dispatcher) Poll(timeout time.Duration) error {
+	g := d.claimLoop()
 	if err := d.enter(); err != nil {
+		releaseLoop(g)
 		return err
 	}
 	// A panic that escapes runOnce (a double completion: a broken
 	// invariant, re-panicked on purpose) must still leave the dispatcher
 	// usable and closable.
-	defer func() { d.polling = false }()
+	defer func() { d.polling = false; releaseLoop(g) }()
 	if !d.HasPendingOperations() {
 		if len(d.checkErr) > 0 {
 			// Two callbacks panicked in the last round: the second is
@@ -76,7 +80,7 @@ func (d *Dispatcher) enter() error {
 		return ErrClosed
 	}
 	if d.polling || d.current != nil {
-		return ErrNestedLoop
+		return loopBusy()
 	}
 	d.polling = true
 	return nil
@@ -201,6 +205,8 @@ func (d *Dispatcher) Drain(timeout time.Duration) error {
 	if timeout < 0 {
 		return fmt.Errorf("%w: Drain timeout %v", ErrNegative, timeout)
 	}
+	g := d.claimLoop()
+	defer releaseLoop(g)
 	if err := d.enter(); err != nil {
 		return err
 	}
@@ -222,6 +228,8 @@ func (d *Dispatcher) Drain(timeout time.Duration) error {
 // nothing is pending (it then returns ErrNoWork, as Nim's runForever raises
 // it). It returns early with the error of a failing Poll.
 func (d *Dispatcher) RunForever() error {
+	g := d.claimLoop()
+	defer releaseLoop(g)
 	if err := d.enter(); err != nil {
 		return err
 	}
@@ -242,17 +250,26 @@ func (d *Dispatcher) RunForever() error {
 // WaitFor runs f's dispatcher until f finishes and returns f's value or
 // error (Nim's waitFor). Called from inside an async procedure or callback
 // it returns ErrNestedLoop at once instead of nesting the loop (Nim
-// #11911). If the loop runs out of work before f finishes, it returns
-// ErrNoWork; if a Poll fails (an AsyncCheck failure, a callback panic),
-// that error.
+// #11911). Called on a goroutine while another one runs the loop it
+// returns ErrWrongGoroutine: only the loop's goroutine may drive it; a
+// goroutine that wants to block until f finishes calls f.Wait. If the loop
+// runs out of work before f finishes, it returns ErrNoWork; if a Poll
+// fails (an AsyncCheck failure, a callback panic), that error.
+//
+// WaitFor on the global dispatcher is no exception: there is one global
+// dispatcher per process (Nim has one per thread), so goroutines that
+// each call WaitFor(SleepAsync(…)) on it at once race on its timers and
+// queues. Give each goroutine its own dispatcher.
 func WaitFor[T any](f *Future[T]) (T, error) {
 	var zero T
 	if f == nil {
 		return zero, ErrNilFuture
 	}
 	d := f.d
+	g := d.claimLoop()
+	defer releaseLoop(g)
 	if d.polling || d.current != nil {
-		return zero, ErrNestedLoop
+		return zero, loopBusy()
 	}
 	for f.state == pending {
 		if err := d.Poll(-1); err != nil {

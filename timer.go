@@ -70,10 +70,21 @@ func addSat(t int64, dur time.Duration) int64 {
 }
 
 // pushTimer and removeTimer are the only ways into and out of the heap
-// outside fireTimers and teardown (both on the loop).
-func (d *Dispatcher) pushTimer(t *timerheap.Timer) { d.timers.Push(t) }
+// outside fireTimers and teardown (both on the loop): the owner check
+// (loop_owner.go) watches them.
+func (d *Dispatcher) pushTimer(t *timerheap.Timer) {
+	if g := d.ready.own; g != nil {
+		g.check()
+	}
+	d.timers.Push(t)
+}
 
-func (d *Dispatcher) removeTimer(t *timerheap.Timer) bool { return d.timers.Remove(t) }
+func (d *Dispatcher) removeTimer(t *timerheap.Timer) bool {
+	if g := d.ready.own; g != nil {
+		g.check()
+	}
+	return d.timers.Remove(t)
+}
 
 // SleepAsync returns a future that completes after at least d has passed.
 // It never completes synchronously: SleepAsync(0) completes in the next

@@ -69,9 +69,9 @@
 // range, a nil dereference, far from the cause), and only -race notices.
 // A goroutine that needs a loop of its own makes one with NewDispatcher; a
 // goroutine that only needs to wait for a future calls Future.Wait. WaitFor
-// (and Poll, Drain, RunForever) called while another goroutine runs the
-// loop returns ErrWrongGoroutine; WaitFor between two of the other
-// goroutine's rounds cannot tell.
+// (and Poll, Drain, RunForever) called while another goroutine is inside
+// the loop returns ErrWrongGoroutine; one that falls between two of that
+// goroutine's rounds cannot tell, and runs the loop alongside it.
 //
 // The owner check makes every breach visible. Turned on for a dispatcher
 // with SetOwnerCheck(true), or for every dispatcher with the environment
@@ -83,8 +83,8 @@
 // the one running its loop (async procedures and iterators pulled on the
 // loop count as the loop). It looks at the choke points every method goes
 // through — entering the loop, the ready queue, the timer heap, the
-// descriptor table and its wait lists, starting a procedure or a Go call,
-// Close — and sees only what happens while some goroutine runs the loop:
+// descriptor table and its wait lists, starting a procedure, a Go call or
+// a signal watch, Close — and sees only what happens while some goroutine runs the loop:
 // two goroutines using a dispatcher nobody is running are left to -race.
 // Off (the default) it costs one predictable branch at each choke point;
 // on, a goroutine id per call (a few microseconds): a debugging aid.

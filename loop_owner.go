@@ -25,13 +25,17 @@ import (
 // How it works. While a goroutine runs the loop (inside Poll, Drain,
 // RunForever, WaitFor or ScheduleCallbacks) its goroutine id is the
 // guard's driver; entering the loop sets it, leaving clears it. The choke
-// points every public method goes through — entering the loop, pushing to
-// the ready queue, adding or removing a timer, registering a descriptor
-// or adding a waiter to one, Close — compare the caller's goroutine with
-// the driver. Async procedures run on coroutine goroutines of their own
-// (iter.Pull) while the driver is parked; a goroutine whose stack starts in
-// a coroutine of the package counts as the loop's while the dispatcher is
-// running one of its procedures.
+// points the public methods go through compare the caller's goroutine
+// with the driver: entering the loop, pushing to the ready queue (every
+// completion with callbacks, every CallSoon and resumption), adding or
+// removing a timer, registering, unregistering and adding a waiter to a
+// descriptor, looking up a socket for an operation (sockFD), starting an
+// async procedure (getCoro), a Go call (startGo) or a signal watch, and
+// Close. Async procedures run on coroutine goroutines of their own
+// (iter.Pull) while the driver is parked: a goroutine whose stack starts
+// in a coroutine of the package counts as the loop's while the dispatcher
+// is running one of its procedures, and one pulled through iter.Pull by
+// anybody counts always (see loopCoroutine).
 //
 // What must stay true:
 //   - off, the check costs one load and one predictable branch per choke
@@ -51,9 +55,10 @@ import (
 // -race, not something to leave on in production.
 
 // ErrWrongGoroutine: a dispatcher was used from a goroutine other than the
-// one running its loop. WaitFor, Poll, Drain and RunForever return it (the
-// owner check on or off) when another goroutine runs the loop; with the
-// owner check on, every method panics with an error matching it.
+// one running its loop. With the owner check off, WaitFor, Poll, Drain and
+// RunForever return it when another goroutine is inside the loop; with the
+// check on, every method that changes the dispatcher panics with an error
+// matching it instead.
 var ErrWrongGoroutine = errors.New("asyncdispatch: dispatcher used from a goroutine other than the one running its loop (a dispatcher belongs to the goroutine that drives it; to wait for a future from another goroutine use Future.Wait, to run code on the loop CallSoonThreadSafe)")
 
 // ownerCheckEnv is the environment variable that turns the owner check on

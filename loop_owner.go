@@ -212,10 +212,15 @@ func (d *Dispatcher) checkOwner() {
 	}
 }
 
+// stackBufs holds goid's buffers: runtime.Stack's buffer escapes, and
+// the check must not add an allocation to every operation.
+var stackBufs = sync.Pool{New: func() any { return new([64]byte) }}
+
 // goid is the calling goroutine's id, read from the first line of its
 // stack trace ("goroutine 123 [running]:").
 func goid() int64 {
-	var buf [64]byte
+	buf := stackBufs.Get().(*[64]byte)
+	defer stackBufs.Put(buf)
 	b := buf[:runtime.Stack(buf[:], false)]
 	b = b[len("goroutine "):]
 	var id int64

@@ -8,8 +8,8 @@ import (
 	ad "github.com/asyncdispatch/asyncdispatch"
 )
 
-// The micro costs of the core, shaped like the Nim anchors in
-// shared/anchors/micro/nim/micro.nim so the two can be compared per op.
+// The micro costs of the core, each shaped like a Nim micro-benchmark of
+// the same operation so the two can be compared per op.
 
 // (a) future: create + callback + complete, callbacks run by a poll every
 // 1000 (as the Nim anchor batches them).

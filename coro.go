@@ -189,6 +189,7 @@ var errUnwind = &struct{ string }{"asyncdispatch: dispatcher closed"}
 
 // getCoro takes a pooled coroutine or makes one.
 func (d *Dispatcher) getCoro() *Coro {
+	d.checkOwner()
 	if n := len(d.idle); n > 0 {
 		co := d.idle[n-1]
 		d.idle = d.idle[:n-1]

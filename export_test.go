@@ -3,8 +3,12 @@ package asyncdispatch
 import (
 	"fmt"
 	"net/netip"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/asyncdispatch/asyncdispatch/internal/poller"
 )
 
 // Test seams of the reliability tests and the fuzz targets
@@ -85,3 +89,56 @@ func ParseListenAddr(network, address string) (ListenAddr, error) {
 	}
 	return r, nil
 }
+
+// FakeClock is a loop clock for tests of loop and timer logic without
+// wall-clock windows: it stands still until the loop waits for I/O, and a
+// wait that finds nothing ready moves it on by the time the loop asked to
+// wait (capped at poller.MaxWait, as the real poller caps one wait)
+// instead of sleeping. An unbounded wait (nothing to jump to) really
+// waits, for an event or a wake.
+type FakeClock struct {
+	ns atomic.Int64
+	// Waits counts the waits that moved the clock on.
+	Waits int
+}
+
+// UseFakeClock gives d a fake clock that reads 0 now. Call it before d
+// makes any timer and before anything else uses d.
+func UseFakeClock(d *Dispatcher) *FakeClock {
+	c := &FakeClock{}
+	d.clock = c.ns.Load
+	d.poller = &fakeClockPoller{Poller: d.poller, c: c}
+	return c
+}
+
+// Now is the time on the clock since UseFakeClock.
+func (c *FakeClock) Now() time.Duration { return time.Duration(c.ns.Load()) }
+
+// Advance moves the clock on by dur, as if that much time had passed
+// outside the loop.
+func (c *FakeClock) Advance(dur time.Duration) { c.ns.Add(int64(dur)) }
+
+type fakeClockPoller struct {
+	poller.Poller
+	c *FakeClock
+}
+
+func (p *fakeClockPoller) Wait(events []poller.Event, timeout time.Duration) (int, error) {
+	if timeout < 0 {
+		return p.Poller.Wait(events, timeout)
+	}
+	n, err := p.Poller.Wait(events, 0)
+	if n > 0 || err != nil || timeout == 0 {
+		return n, err
+	}
+	p.c.Waits++
+	p.c.Advance(min(timeout, poller.MaxWait))
+	return 0, nil
+}
+
+// OwnerCheckOn is what a value of ASYNCDISPATCH_CHECK means for the
+// owner check.
+func OwnerCheckOn(v string) bool { return ownerCheckOn(v) }
+
+// OwnerCheckEnv is the name of that variable.
+const OwnerCheckEnv = ownerCheckEnv

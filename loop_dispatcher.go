@@ -19,7 +19,9 @@ import (
 // so none of them needs a lock. Every method must be called on that
 // goroutine, except the doors meant for other goroutines: CallSoonThreadSafe,
 // Future.CompleteFrom/FailFrom, AsyncEvent.Trigger and Future.Wait.
-// Several dispatchers on several goroutines run independently.
+// Several dispatchers on several goroutines run independently. A breach is
+// a data race that corrupts the dispatcher; SetOwnerCheck (or
+// ASYNCDISPATCH_CHECK=owner) makes it panic at once instead.
 type Dispatcher struct {
 	// poller is the OS readiness backend (epoll on Linux).
 	poller poller.Poller
@@ -69,8 +71,10 @@ type Dispatcher struct {
 	// tracking enables FuturesInProgress; inProgress is its table.
 	tracking   bool
 	inProgress map[any]*FutureInfo
-	// epoch is the zero of the loop's monotonic clock.
+	// epoch is the zero of the loop's monotonic clock; clock, if set,
+	// replaces it (tests drive timers with a fake clock, export_test.go).
 	epoch time.Time
+	clock func() int64
 	// atClose holds what teardown must release that is not in the fd
 	// table (outstanding Go calls, signal forwarders; loop_doors.go,
 	// signal.go), under a key of its owner's choosing, so the owner can
@@ -96,16 +100,25 @@ func NewDispatcher() (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dispatcher{
+	d := &Dispatcher{
 		poller: p,
 		events: make([]poller.Event, 256),
 		done:   make(chan struct{}),
 		epoch:  time.Now(),
-	}, nil
+	}
+	if ownerCheckDefault() {
+		d.SetOwnerCheck(true)
+	}
+	return d, nil
 }
 
-// now is the loop's monotonic clock in nanoseconds.
-func (d *Dispatcher) now() int64 { return int64(time.Since(d.epoch)) }
+// now is the loop's monotonic clock in nanoseconds (never negative).
+func (d *Dispatcher) now() int64 {
+	if d.clock != nil {
+		return d.clock()
+	}
+	return int64(time.Since(d.epoch))
+}
 
 // GetIoHandler returns the epoll descriptor, for integrating other
 // libraries (Nim returns its selector). It is -1 after Close.
@@ -190,6 +203,8 @@ func (d *Dispatcher) HasPendingOperations() bool {
 // (Nim's Genode-only scheduleCallbacks). It returns false when called from
 // inside the loop or after Close.
 func (d *Dispatcher) ScheduleCallbacks() bool {
+	g := d.claimLoop()
+	defer releaseLoop(g)
 	if d.polling || d.current != nil || d.closed {
 		return false
 	}
@@ -216,6 +231,7 @@ func (d *Dispatcher) ScheduleCallbacks() bool {
 // then happens when the current Poll returns, and RunForever returns nil.
 // A second Close returns ErrClosed.
 func (d *Dispatcher) Close() error {
+	d.checkOwner()
 	if d.closed {
 		return ErrClosed
 	}
@@ -237,6 +253,13 @@ func (d *Dispatcher) finishClose() {
 
 func (d *Dispatcher) teardown() error {
 	d.polling = true // nothing below may start a nested loop
+	if g := d.ready.own; g != nil {
+		// Procedures unwind below on their coroutines with none current
+		// (dropCoro): the owner check cannot tell them from another
+		// dispatcher's, so it rests until the teardown is over.
+		drv := g.driver.Swap(0)
+		defer g.driver.Store(drv)
+	}
 	// Coroutines first: their unwinding may close sockets and cancel
 	// timers, which must still work.
 	for len(d.coros) > 0 {

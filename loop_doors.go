@@ -71,6 +71,7 @@ func GoContext[T any](d *Dispatcher, parent context.Context, fn func(ctx context
 }
 
 func startGo[T any](d *Dispatcher, name string, stop context.CancelFunc, fn func() (T, error)) *Future[T] {
+	d.checkOwner()
 	c := &goCall[T]{d: d, name: name, stopCtx: stop}
 	c.fut.init(d, c, 3)
 	if d.closed {

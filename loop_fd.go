@@ -153,6 +153,7 @@ func (d *Dispatcher) Register(fd AsyncFD) error {
 }
 
 func (d *Dispatcher) register(fd AsyncFD, owned bool) (*fdState, error) {
+	d.checkOwner()
 	if d.closed {
 		return nil, ErrClosed
 	}
@@ -194,6 +195,7 @@ func (d *Dispatcher) Unregister(fd AsyncFD) error {
 // unregister aborts pending operations with err, removes interest and
 // frees the slot. The descriptor is still open when the aborts run.
 func (d *Dispatcher) unregister(s *fdState, err error) {
+	d.checkOwner()
 	if s.counted {
 		s.counted = false
 		d.nactive--
@@ -243,6 +245,7 @@ func (d *Dispatcher) AddWrite(fd AsyncFD, cb Callback) error {
 }
 
 func (d *Dispatcher) addWaiter(fd AsyncFD, dir poller.Interest, w waiter) error {
+	d.checkOwner()
 	if d.closed {
 		return ErrClosed
 	}

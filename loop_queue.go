@@ -22,6 +22,10 @@ type readyQueue struct {
 	run  []entry
 	pos  int
 	next []entry
+	// own is the owner check (loop_owner.go), nil when it is off. It
+	// lives here, beside next, because push is the busiest choke point:
+	// off, the check costs push one load and one predictable branch.
+	own *ownerGuard
 }
 
 type entry = runner
@@ -43,7 +47,12 @@ func (f fnRunner) hasCallbacks() bool { return false }
 
 func (q *readyQueue) len() int { return len(q.run) - q.pos + len(q.next) }
 
-func (q *readyQueue) push(e entry) { q.next = append(q.next, e) }
+func (q *readyQueue) push(e entry) {
+	if q.own != nil {
+		q.own.check()
+	}
+	q.next = append(q.next, e)
+}
 
 // pushFront puts e before every queued entry (used to resume a callback
 // list interrupted by a panic, so order is kept).

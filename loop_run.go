@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"time"
+
+	"github.com/asyncdispatch/asyncdispatch/internal/poller"
 )
 
 // One loop iteration (runOnce), after asyncio's _run_once and Nim's runOnce:
@@ -20,7 +22,7 @@ import (
 //  5. fire the timers that became due while waiting;
 //  6. move callbacks posted by other goroutines onto the ready queue;
 //  7. drain the ready queue until it is empty, including callbacks queued
-//     while draining (shared/nim-semantics.md §3.4). This is the only place
+//     while draining (as Nim's runOnce does). This is the only place
 //     future callbacks and coroutine resumptions run. One exception keeps
 //     a busy connection from starving the rest: an async procedure that
 //     completed its I/O budget of socket operations without ever
@@ -39,15 +41,19 @@ const DefaultPollTimeout = 500 * time.Millisecond
 // needed, timers included), processes that one wakeup and every callback it
 // makes ready, and returns. With nothing pending it returns ErrNoWork at
 // once. It returns the first panic of a callback (as a *PanicError) or the
-// first AsyncCheck failure it met.
+// first AsyncCheck failure it met. Called from a callback or an async
+// procedure it returns ErrNestedLoop; called while another goroutine runs
+// the loop, ErrWrongGoroutine.
 func (d *Dispatcher) Poll(timeout time.Duration) error {
+	g := d.claimLoop()
 	if err := d.enter(); err != nil {
+		releaseLoop(g)
 		return err
 	}
 	// A panic that escapes runOnce (a double completion: a broken
 	// invariant, re-panicked on purpose) must still leave the dispatcher
 	// usable and closable.
-	defer func() { d.polling = false }()
+	defer func() { d.polling = false; releaseLoop(g) }()
 	if !d.HasPendingOperations() {
 		if len(d.checkErr) > 0 {
 			// Two callbacks panicked in the last round: the second is
@@ -74,7 +80,7 @@ func (d *Dispatcher) enter() error {
 		return ErrClosed
 	}
 	if d.polling || d.current != nil {
-		return ErrNestedLoop
+		return loopBusy()
 	}
 	d.polling = true
 	return nil
@@ -106,7 +112,7 @@ func (d *Dispatcher) runOnce(timeout time.Duration) (err error) {
 			wait = until
 		}
 	}
-	n, werr := d.poller.Wait(d.events, wait)
+	n, werr := d.wait(wait)
 	if werr != nil {
 		return werr
 	}
@@ -122,6 +128,27 @@ func (d *Dispatcher) runOnce(timeout time.Duration) (err error) {
 	d.takeRemote()
 	d.drainReady()
 	return nil
+}
+
+// wait waits for I/O for at most wait (negative: no limit). One poller
+// wait is capped at poller.MaxWait (about 11.6 days) and then reports
+// nothing; wait then waits again for what is left, so a wait for a timer
+// weeks away — or a "forever" one — still ends only on an event, a wake
+// or its deadline.
+func (d *Dispatcher) wait(wait time.Duration) (int, error) {
+	if wait <= poller.MaxWait {
+		return d.poller.Wait(d.events, wait)
+	}
+	end := d.deadline(wait)
+	for {
+		n, err := d.poller.Wait(d.events, wait)
+		if n > 0 || err != nil || d.nremote.Load() > 0 {
+			return n, err
+		}
+		if wait = time.Duration(end - d.now()); wait <= 0 {
+			return 0, nil
+		}
+	}
 }
 
 // drainReady runs queued callbacks until the queue is empty or one fails.
@@ -170,26 +197,27 @@ func (d *Dispatcher) recovered(p any) error {
 
 // Drain runs the loop until nothing is pending or timeout, measured from the
 // call, has passed (Nim #24506 fixed: the remaining time is timeout minus
-// the time since Drain started). With nothing pending it returns nil at
-// once. It returns early with the error of a failing Poll.
+// the time since Drain started). As Nim's drain it runs at least one
+// round when something is pending, so Drain(0) runs what is ready without
+// waiting. With nothing pending it returns nil at once. It returns early
+// with the error of a failing Poll.
 func (d *Dispatcher) Drain(timeout time.Duration) error {
 	if timeout < 0 {
 		return fmt.Errorf("%w: Drain timeout %v", ErrNegative, timeout)
 	}
+	g := d.claimLoop()
+	defer releaseLoop(g)
 	if err := d.enter(); err != nil {
 		return err
 	}
 	d.polling = false
 	start := d.now()
 	for d.HasPendingOperations() {
-		left := timeout - time.Duration(d.now()-start)
-		if left < 0 {
-			break
-		}
+		left := max(timeout-time.Duration(d.now()-start), 0)
 		if err := d.Poll(left); err != nil {
 			return err
 		}
-		if d.closed {
+		if d.closed || time.Duration(d.now()-start) >= timeout {
 			break
 		}
 	}
@@ -200,6 +228,8 @@ func (d *Dispatcher) Drain(timeout time.Duration) error {
 // nothing is pending (it then returns ErrNoWork, as Nim's runForever raises
 // it). It returns early with the error of a failing Poll.
 func (d *Dispatcher) RunForever() error {
+	g := d.claimLoop()
+	defer releaseLoop(g)
 	if err := d.enter(); err != nil {
 		return err
 	}
@@ -220,17 +250,26 @@ func (d *Dispatcher) RunForever() error {
 // WaitFor runs f's dispatcher until f finishes and returns f's value or
 // error (Nim's waitFor). Called from inside an async procedure or callback
 // it returns ErrNestedLoop at once instead of nesting the loop (Nim
-// #11911). If the loop runs out of work before f finishes, it returns
-// ErrNoWork; if a Poll fails (an AsyncCheck failure, a callback panic),
-// that error.
+// #11911). Called on a goroutine while another one runs the loop it
+// returns ErrWrongGoroutine: only the loop's goroutine may drive it; a
+// goroutine that wants to block until f finishes calls f.Wait. If the loop
+// runs out of work before f finishes, it returns ErrNoWork; if a Poll
+// fails (an AsyncCheck failure, a callback panic), that error.
+//
+// WaitFor on the global dispatcher is no exception: there is one global
+// dispatcher per process (Nim has one per thread), so goroutines that
+// each call WaitFor(SleepAsync(…)) on it at once race on its timers and
+// queues. Give each goroutine its own dispatcher.
 func WaitFor[T any](f *Future[T]) (T, error) {
 	var zero T
 	if f == nil {
 		return zero, ErrNilFuture
 	}
 	d := f.d
+	g := d.claimLoop()
+	defer releaseLoop(g)
 	if d.polling || d.current != nil {
-		return zero, ErrNestedLoop
+		return zero, loopBusy()
 	}
 	for f.state == pending {
 		if err := d.Poll(-1); err != nil {

@@ -61,29 +61,30 @@ func TestPhaseOrder(t *testing.T) {
 	}
 }
 
-// §7: poll returns after one wakeup; with a 30 ms timer Poll(1s) returns
-// after ≈30 ms; with a 300 ms timer Poll(50ms) returns after ≈50 ms and
-// the timer is still pending; Poll(0) never blocks.
+// Poll returns after one wakeup: with a 30 ms timer Poll(1s) returns when
+// the timer fires; with a 300 ms timer Poll(50ms) returns after 50 ms and
+// the timer is still pending; Poll(0) never waits. On the fake clock: the
+// loop's waits, not the machine's speed, are measured.
 func TestPollTimeouts(t *testing.T) {
 	d := newD(t)
+	clk := ad.UseFakeClock(d)
 	f := d.SleepAsync(30 * time.Millisecond)
-	start := time.Now()
 	if err := d.Poll(time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if el := time.Since(start); el < 30*time.Millisecond || el > 500*time.Millisecond || !f.Finished() {
-		t.Fatalf("Poll(1s) with a 30ms timer: %v finished=%v", el, f.Finished())
+	if now := clk.Now(); now != 30*time.Millisecond || !f.Finished() {
+		t.Fatalf("Poll(1s) with a 30ms timer: returned at %v, finished=%v", now, f.Finished())
 	}
 	g := d.SleepAsync(300 * time.Millisecond)
-	start = time.Now()
-	d.Poll(50 * time.Millisecond)
-	if el := time.Since(start); el < 50*time.Millisecond || el > 250*time.Millisecond || g.Finished() {
-		t.Fatalf("Poll(50ms) with a 300ms timer: %v finished=%v", el, g.Finished())
+	if err := d.Poll(50 * time.Millisecond); err != nil {
+		t.Fatal(err)
 	}
-	start = time.Now()
+	if now := clk.Now(); now != 80*time.Millisecond || g.Finished() {
+		t.Fatalf("Poll(50ms) with a 300ms timer: returned at %v (want 80ms), finished=%v", now, g.Finished())
+	}
 	d.Poll(0)
-	if el := time.Since(start); el > 20*time.Millisecond {
-		t.Fatalf("Poll(0) blocked %v", el)
+	if now := clk.Now(); now != 80*time.Millisecond {
+		t.Fatalf("Poll(0) waited until %v", now)
 	}
 	g.Cancel()
 }
@@ -122,41 +123,44 @@ func TestFinishedChainNeedsNoPoll(t *testing.T) {
 	}
 }
 
-// Nim t7758: a 40 ms sleep finishes within a handful of Poll(10ms) calls.
+// Nim t7758: a 40 ms sleep finishes within a handful of Poll(10ms) calls
+// (four, on the fake clock: each waits its 10 ms).
 func TestSleepNeedsFewPolls(t *testing.T) {
 	d := newD(t)
+	ad.UseFakeClock(d)
 	f := d.SleepAsync(40 * time.Millisecond)
 	n := 0
 	for !f.Finished() && n < 100 {
 		d.Poll(10 * time.Millisecond)
 		n++
 	}
-	if n > 6 {
+	if n != 4 {
 		t.Fatalf("%d polls for a 40ms sleep", n)
 	}
 }
 
 // Nim #24506 fixed: Drain's timeout is measured from its start, not
 // subtracted cumulatively: a task waking every 50 ms keeps Drain(500ms)
-// busy for ≈500 ms, not ≈200.
+// busy for 500 ms, ten ticks, not ≈200 ms.
 func TestDrainTimeout(t *testing.T) {
 	d := newD(t)
-	tm, _ := d.AddTimer(50*time.Millisecond, false, func(ad.AsyncFD) bool { return false })
-	start := time.Now()
+	clk := ad.UseFakeClock(d)
+	ticks := 0
+	tm, _ := d.AddTimer(50*time.Millisecond, false, func(ad.AsyncFD) bool { ticks++; return false })
 	if err := d.Drain(500 * time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	el := time.Since(start)
-	if el < 450*time.Millisecond || el > 1500*time.Millisecond {
-		t.Fatalf("Drain(500ms) took %v", el)
+	if now := clk.Now(); now != 500*time.Millisecond || ticks != 10 {
+		t.Fatalf("Drain(500ms) returned at %v after %d ticks", now, ticks)
 	}
 	tm.Stop()
 	// Drain returns as soon as nothing is pending.
 	d.SleepAsync(10 * time.Millisecond)
-	start = time.Now()
-	d.Drain(5 * time.Second)
-	if el := time.Since(start); el > time.Second {
-		t.Fatalf("Drain with one 10ms timer took %v", el)
+	if err := d.Drain(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if now := clk.Now(); now != 510*time.Millisecond {
+		t.Fatalf("Drain with one 10ms timer returned at %v, want 510ms", now)
 	}
 }
 
@@ -326,13 +330,13 @@ func TestScheduleCallbacks(t *testing.T) {
 		t.Fatal("ran something on an empty queue")
 	}
 	d.CallSoon(func() { ran = true })
+	clk := ad.UseFakeClock(d)
 	hold := d.SleepAsync(time.Hour)
-	start := time.Now()
 	if !d.ScheduleCallbacks() || !ran {
 		t.Fatal("queued callback did not run")
 	}
-	if time.Since(start) > 100*time.Millisecond {
-		t.Fatal("ScheduleCallbacks blocked")
+	if clk.Now() != 0 || hold.Finished() {
+		t.Fatalf("ScheduleCallbacks waited (the clock says %v)", clk.Now())
 	}
 	hold.Cancel()
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/asyncdispatch/asyncdispatch/internal/poller"
 )
 
-// Processes (Nim's addProcess, shared/nim-semantics.md §18), on pidfds.
+// Processes (Nim's addProcess), on pidfds.
 //
 // Nim blocks SIGCHLD and waits on a signalfd: only children can be
 // watched, a child that exited before the registration is never reported,
@@ -83,8 +83,10 @@ func openPidfd(pid int) (int, error) {
 // AddProcess calls cb once, on the loop, when the process pid exits (Nim's
 // addProcess); cb receives the process's pidfd, valid only during the
 // call (it is closed afterwards, whatever cb returns: an exit happens
-// once). The process is not reaped. While waiting, the registration
-// counts as an active descriptor.
+// once). cb may close it itself with CloseSocket; it is then not closed a
+// second time, so a descriptor that took its number meanwhile is safe.
+// The process is not reaped. While waiting, the registration counts as an
+// active descriptor.
 //
 // pid may be a child or any other process of our pid namespace, and may
 // have exited already (a zombie child is reported at once). A pid that
@@ -97,13 +99,8 @@ func (d *Dispatcher) AddProcess(pid int, cb Callback) error {
 	if d.closed {
 		return ErrClosed
 	}
-	fd, err := openPidfd(pid)
+	s, err := d.registerPidfd(pid)
 	if err != nil {
-		return err
-	}
-	s, err := d.register(AsyncFD(fd), true)
-	if err != nil {
-		unix.Close(fd)
 		return err
 	}
 	fire := func(fd AsyncFD) bool {
@@ -111,19 +108,56 @@ func (d *Dispatcher) AddProcess(pid int, cb Callback) error {
 		cb(fd)
 		return true
 	}
-	if err := d.addWaiter(AsyncFD(fd), poller.Read, waiter{cb: fire}); err != nil {
+	if err := d.addWaiter(AsyncFD(s.fd), poller.Read, waiter{cb: fire}); err != nil {
 		closePidfd(d, s)
 		return err
 	}
 	return nil
 }
 
-// closePidfd unregisters (if still registered) and closes a pidfd.
+// A pidfd is closed exactly once, by whoever gets there first: the
+// package when the wait is over, or a user's CloseSocket of its number
+// (from AddProcess's callback, which is handed the number). CloseSocket
+// closes an owned descriptor through its closer, so the pidfd's closer
+// notes the close, and the package's own close of that number, which may
+// by then belong to a new socket, does not happen. (Refusing the pidfd in
+// CloseSocket would be the other way; closing a descriptor one was given
+// is what callers expect to be allowed.)
+type pidfd struct {
+	fd     int
+	closed bool
+}
+
+func (p *pidfd) close() {
+	if !p.closed {
+		p.closed = true
+		unix.Close(p.fd)
+	}
+}
+
+// registerPidfd opens a pidfd for pid and registers it, owned, with its
+// closer.
+func (d *Dispatcher) registerPidfd(pid int) (*fdState, error) {
+	fd, err := openPidfd(pid)
+	if err != nil {
+		return nil, err
+	}
+	s, err := d.register(AsyncFD(fd), true)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	s.closer = (&pidfd{fd: fd}).close
+	return s, nil
+}
+
+// closePidfd unregisters s if it is still registered, and closes its
+// pidfd unless that was closed already (then s.fd may be someone else's).
 func closePidfd(d *Dispatcher, s *fdState) {
 	if d.lookup(AsyncFD(s.fd)) == s {
 		d.unregister(s, ErrNotRegistered)
 	}
-	unix.Close(s.fd)
+	s.closer()
 }
 
 // ExitStatus is how a process ended, as WaitProcess reports it.
@@ -207,14 +241,13 @@ func (w *procWait) ready(s *fdState) bool {
 }
 
 // abort runs when the pidfd is unregistered under us: by Close of the
-// dispatcher, which then closes it (it is owned), or by an Unregister of
-// its number, after which nobody else would.
+// dispatcher or a CloseSocket of its number, which close it (through the
+// closer, which does nothing the second time), or by an Unregister of its
+// number, after which nobody else would.
 func (w *procWait) abort(err error) {
 	if s := w.s; s != nil {
 		w.s = nil
-		if !w.d.closed {
-			unix.Close(s.fd)
-		}
+		s.closer()
 	}
 	w.fut.tryFail(err)
 }
@@ -237,19 +270,13 @@ func (d *Dispatcher) WaitProcess(pid int) *Future[ExitStatus] {
 		w.fut.Fail(ErrClosed)
 		return &w.fut
 	}
-	fd, err := openPidfd(pid)
+	s, err := d.registerPidfd(pid)
 	if err != nil {
-		w.fut.Fail(err)
-		return &w.fut
-	}
-	s, err := d.register(AsyncFD(fd), true)
-	if err != nil {
-		unix.Close(fd)
 		w.fut.Fail(err)
 		return &w.fut
 	}
 	w.s = s
-	if err := d.addWaiter(AsyncFD(fd), poller.Read, waiter{op: w}); err != nil {
+	if err := d.addWaiter(AsyncFD(s.fd), poller.Read, waiter{op: w}); err != nil {
 		w.release()
 		w.fut.Fail(err)
 	}

@@ -314,3 +314,83 @@ func TestGlobalAddProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Defect: AddProcess closed the pidfd's number after its callback
+// returned, even when the callback had closed the pidfd itself with
+// CloseSocket (accepted) and the number had meanwhile gone to a new
+// socket, which was then closed under its owner. The pidfd is now closed
+// once, by whoever is first.
+func TestAddProcessCallbackClosesPidfd(t *testing.T) {
+	d := newD(t)
+	cmd := startChild(t, "true")
+	waitExited(t, cmd.Process.Pid)
+	defer cmd.Wait()
+	pidfd, sock := ad.AsyncFD(-1), ad.AsyncFD(-1)
+	if err := d.AddProcess(cmd.Process.Pid, func(fd ad.AsyncFD) bool {
+		pidfd = fd
+		if err := d.CloseSocket(fd); err != nil {
+			t.Errorf("CloseSocket(pidfd): %v", err)
+		}
+		// The lowest free number: the pidfd's, just released.
+		s, err := d.CreateAsyncNativeSocket(unix.AF_INET, unix.SOCK_STREAM, 0, false)
+		if err != nil {
+			t.Error(err)
+		}
+		sock = s
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Poll(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if pidfd < 0 {
+		t.Fatal("the process callback did not run")
+	}
+	if sock != pidfd {
+		t.Skipf("the new socket got %d, not the pidfd's number %d: nothing to test", sock, pidfd)
+	}
+	if !isOpen(sock) || !d.Contains(sock) {
+		t.Fatalf("socket %d (the pidfd's old number) was closed under its owner", sock)
+	}
+	if err := d.CloseSocket(sock); err != nil {
+		t.Fatalf("CloseSocket of the new socket: %v", err)
+	}
+}
+
+// The same mechanism for WaitProcess: a CloseSocket of its pidfd's number
+// fails the wait and closes the pidfd once (it was closed twice, and the
+// second close failed with EBADF or closed a descriptor opened meanwhile).
+func TestWaitProcessPidfdClosedBySocketClose(t *testing.T) {
+	d := newD(t)
+	cmd := startChild(t, "sleep", "10")
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	before := openFDs()
+	w := d.WaitProcess(cmd.Process.Pid)
+	var pidfd ad.AsyncFD = -1
+	for _, desc := range newFDs(before) {
+		// "fd -> target" lines; the pidfd is an anon inode.
+		if strings.Contains(desc, "pidfd") {
+			n, err := strconv.Atoi(strings.Fields(desc)[0])
+			if err != nil {
+				t.Fatalf("%q: %v", desc, err)
+			}
+			pidfd = ad.AsyncFD(n)
+		}
+	}
+	if pidfd < 0 || !d.Contains(pidfd) {
+		t.Fatalf("no registered pidfd among the new descriptors %q", newFDs(before))
+	}
+	if err := d.CloseSocket(pidfd); err != nil {
+		t.Fatalf("CloseSocket(pidfd): %v", err)
+	}
+	if !errors.Is(w.Err(), ad.ErrClosedSocket) {
+		t.Fatalf("WaitProcess after its pidfd was closed: %v", w.Err())
+	}
+	if isOpen(pidfd) || d.RegisteredDescriptors() != 0 || d.HasPendingOperations() {
+		t.Fatal("the pidfd is still open or registered")
+	}
+}

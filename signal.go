@@ -81,6 +81,7 @@ type signalReg struct {
 // of the dispatcher, it is released with signal.Stop. sig must be a
 // syscall.Signal that can be caught (ErrInvalidSignal otherwise).
 func (d *Dispatcher) AddSignal(sig os.Signal, cb Callback) error {
+	d.checkOwner()
 	if cb == nil {
 		return ErrNilCallback
 	}

@@ -112,6 +112,7 @@ type sockState struct {
 // sockFD returns the registration of fd for a socket operation, or the
 // error the operation fails with.
 func (d *Dispatcher) sockFD(fd AsyncFD) (*fdState, error) {
+	d.checkOwner()
 	if d.closed {
 		return nil, ErrClosed
 	}

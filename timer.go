@@ -2,6 +2,7 @@ package asyncdispatch
 
 import (
 	"fmt"
+	"math"
 	"time"
 	"unsafe"
 
@@ -16,7 +17,11 @@ import (
 //     up, and fireTimers compares against the clock, not the wait);
 //   - equal deadlines fire in creation order (the heap's sequence);
 //   - a timer leaves the heap when it fires, is stopped or its future is
-//     cancelled, so nothing lingers and counts as pending (Nim #25567).
+//     cancelled, so nothing lingers and counts as pending (Nim #25567);
+//   - every deadline is made by deadline or addSat, which saturate: a
+//     duration too large for the clock (time.Duration(math.MaxInt64), Go's
+//     "forever") gives a deadline that never comes, not one that wrapped
+//     into the past and fires at once.
 
 // sleeper is a SleepAsync future and its timer in one allocation.
 type sleeper struct {
@@ -49,13 +54,44 @@ func timerOf(t *timerheap.Timer) *Timer { return (*Timer)(unsafe.Pointer(t)) }
 
 func (s *sleeper) procName() string { return "SleepAsync" }
 
-func (s *sleeper) cancel() bool { return s.fut.d.timers.Remove(&s.tm) }
+func (s *sleeper) cancel() bool { return s.fut.d.removeTimer(&s.tm) }
+
+// deadline is the loop-clock time dur from now (saturating, see addSat).
+func (d *Dispatcher) deadline(dur time.Duration) int64 { return addSat(d.now(), dur) }
+
+// addSat is t + dur, or math.MaxInt64 — a time that never comes — if the
+// sum would overflow. dur is never negative here (callers clamp it), and t
+// is a reading of the loop clock or a deadline, never negative either.
+func addSat(t int64, dur time.Duration) int64 {
+	if dur > 0 && t > math.MaxInt64-int64(dur) {
+		return math.MaxInt64
+	}
+	return t + int64(dur)
+}
+
+// pushTimer and removeTimer are the only ways into and out of the heap
+// outside fireTimers and teardown (both on the loop): the owner check
+// (loop_owner.go) watches them.
+func (d *Dispatcher) pushTimer(t *timerheap.Timer) {
+	if g := d.ready.own; g != nil {
+		g.check()
+	}
+	d.timers.Push(t)
+}
+
+func (d *Dispatcher) removeTimer(t *timerheap.Timer) bool {
+	if g := d.ready.own; g != nil {
+		g.check()
+	}
+	return d.timers.Remove(t)
+}
 
 // SleepAsync returns a future that completes after at least d has passed.
 // It never completes synchronously: SleepAsync(0) completes in the next
 // Poll. Futures with equal deadlines complete in creation order. Cancelling
 // the future removes its timer. A negative duration is treated as 0; on a
-// closed dispatcher the future fails with ErrClosed.
+// closed dispatcher the future fails with ErrClosed. A duration too large
+// for the loop's clock (time.Duration(math.MaxInt64)) means never.
 func (d *Dispatcher) SleepAsync(dur time.Duration) *Future[Void] {
 	s := &sleeper{}
 	s.fut.init(d, s, 2)
@@ -66,9 +102,9 @@ func (d *Dispatcher) SleepAsync(dur time.Duration) *Future[Void] {
 	if dur < 0 {
 		dur = 0
 	}
-	s.tm.When = d.now() + int64(dur)
+	s.tm.When = d.deadline(dur)
 	s.tm.Kind = kindSleeper
-	d.timers.Push(&s.tm)
+	d.pushTimer(&s.tm)
 	return &s.fut
 }
 
@@ -80,6 +116,8 @@ type Timer struct {
 	oneshot bool
 	cb      Callback
 	stopped bool
+	// firing: cb is running (the timer is out of the heap meanwhile).
+	firing bool
 }
 
 // AddTimer calls cb after timeout and, unless oneshot, every timeout after
@@ -91,8 +129,9 @@ type Timer struct {
 // Timer can be stopped early.
 //
 // A repeating timer's period must be positive; a timeout below zero is an
-// error (ErrNegative). A callback that panics stops its timer, and the
-// Poll that ran it returns the panic as a *PanicError.
+// error (ErrNegative). A timeout too large for the loop's clock
+// (time.Duration(math.MaxInt64)) means never. A callback that panics stops
+// its timer, and the Poll that ran it returns the panic as a *PanicError.
 func (d *Dispatcher) AddTimer(timeout time.Duration, oneshot bool, cb Callback) (*Timer, error) {
 	if cb == nil {
 		return nil, ErrNilCallback
@@ -104,19 +143,28 @@ func (d *Dispatcher) AddTimer(timeout time.Duration, oneshot bool, cb Callback) 
 		return nil, ErrClosed
 	}
 	t := &Timer{d: d, period: timeout, oneshot: oneshot, cb: cb}
-	t.tm.When = d.now() + int64(timeout)
+	t.tm.When = d.deadline(timeout)
 	t.tm.Kind = kindTimer
-	d.timers.Push(&t.tm)
+	d.pushTimer(&t.tm)
 	return t, nil
 }
 
-// Stop stops the timer; it reports whether the timer was running.
+// Stop stops the timer; it reports whether the timer was running, that is
+// whether it would have fired (again). Called by a repeating timer's own
+// callback it returns true and the timer does not fire again (whatever the
+// callback returns); called by a oneshot timer's own callback it returns
+// false, like any Stop after the timer fired.
 func (t *Timer) Stop() bool {
 	if t.stopped {
 		return false
 	}
 	t.stopped = true
-	return t.d.timers.Remove(&t.tm)
+	if t.firing {
+		// Out of the heap while its callback runs: fireTimer would
+		// have put a repeating timer back.
+		return !t.oneshot
+	}
+	return t.d.removeTimer(&t.tm)
 }
 
 // fireTimers runs every timer due now. Timers are taken out of the heap
@@ -147,8 +195,10 @@ func (d *Dispatcher) fireTimers() (fired int) {
 
 func (d *Dispatcher) fireTimer(t *Timer, now int64) {
 	done := true
+	t.firing = true
 	func() {
 		defer func() {
+			t.firing = false
 			if p := recover(); p != nil {
 				d.checkErr = append(d.checkErr, d.recovered(p))
 			}
@@ -161,9 +211,9 @@ func (d *Dispatcher) fireTimer(t *Timer, now int64) {
 	}
 	// Next deadline on the original grid; after a long stall skip ahead
 	// instead of firing a burst.
-	t.tm.When += int64(t.period)
+	t.tm.When = addSat(t.tm.When, t.period)
 	if t.tm.When <= now {
-		t.tm.When = now + int64(t.period)
+		t.tm.When = addSat(now, t.period)
 	}
 	d.timers.Push(&t.tm)
 }

@@ -98,15 +98,23 @@ func (p *epoll) Set(fd int, tok uint64, old, want Interest) error {
 	return nil
 }
 
-func (p *epoll) Wait(events []Event, timeout time.Duration) (int, error) {
-	ms := -1
-	if timeout >= 0 {
-		// Round up: a timer must never fire early (mio does the same).
-		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
-		if timeout > 0 && ms == 0 {
-			ms = 1
-		}
+// waitMillis converts Wait's timeout to epoll_wait's: -1 (no limit) for
+// a negative timeout, else milliseconds rounded up — a timer must never
+// fire early (mio does the same) — and capped at MaxWait. The kernel
+// reads the timeout as a 32-bit int: uncapped, a 30-day timeout would
+// turn negative (wait forever) and 2³² ms + 20 ms would become 20 ms.
+func waitMillis(timeout time.Duration) int {
+	switch {
+	case timeout < 0:
+		return -1
+	case timeout >= MaxWait:
+		return int(MaxWait / time.Millisecond)
 	}
+	return int((timeout + time.Millisecond - 1) / time.Millisecond)
+}
+
+func (p *epoll) Wait(events []Event, timeout time.Duration) (int, error) {
+	ms := waitMillis(timeout)
 	raw := p.raw
 	if len(events) < len(raw) {
 		raw = raw[:len(events)]
@@ -123,7 +131,7 @@ func (p *epoll) Wait(events []Event, timeout time.Duration) (int, error) {
 				if left <= 0 {
 					return 0, nil
 				}
-				ms = int((left + time.Millisecond - 1) / time.Millisecond)
+				ms = waitMillis(left)
 			}
 			n, err = sys.EpollWait(p.epfd, raw, ms)
 		}

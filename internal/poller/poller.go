@@ -17,7 +17,10 @@
 //	                         0: never block), fill events, return how many.
 //	                         A timeout is rounded up to the backend's
 //	                         granularity, never down, so timers never fire
-//	                         early. A signal interrupting the wait is not an
+//	                         early, and capped at MaxWait: a longer wait
+//	                         returns after MaxWait with no events, and the
+//	                         caller, which knows its deadline, waits again.
+//	                         A signal interrupting the wait is not an
 //	                         event: Wait resumes waiting for the time left.
 //	Wake()                   the only method safe from other goroutines: make
 //	                         a concurrent or the next Wait return promptly.
@@ -34,6 +37,12 @@
 package poller
 
 import "time"
+
+// MaxWait is the longest one Wait blocks with a non-negative timeout:
+// 1e9 ms, about 11.6 days, the cap of Go's runtime poller
+// (netpoll_epoll.go). epoll_wait takes an int of milliseconds, and a
+// larger timeout must not wrap around.
+const MaxWait = 1e9 * time.Millisecond
 
 // Interest is a set of readiness kinds.
 type Interest uint8

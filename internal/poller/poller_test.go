@@ -222,3 +222,48 @@ func TestPollerCloseOnExec(t *testing.T) {
 		}
 	}
 }
+
+// A timeout of 24.86 days or more must not wrap around the 32-bit
+// millisecond count epoll_wait takes: 30 days would turn negative (wait
+// forever), 2³² ms + 20 ms would become 20 ms. It is capped at MaxWait
+// instead, and the rounding up stays.
+func TestWaitHugeTimeoutCapped(t *testing.T) {
+	const day = 24 * time.Hour
+	capMs := int(MaxWait / time.Millisecond)
+	for _, c := range []struct {
+		in   time.Duration
+		want int
+	}{
+		{-1, -1},
+		{-time.Hour, -1},
+		{0, 0},
+		{time.Nanosecond, 1},
+		{time.Millisecond, 1},
+		{1500 * time.Microsecond, 2},
+		{time.Second, 1000},
+		{MaxWait - time.Millisecond, capMs - 1},
+		{MaxWait - time.Nanosecond, capMs},
+		{MaxWait, capMs},
+		{30 * day, capMs},
+		{(1<<32 + 20) * time.Millisecond, capMs},
+		{1<<63 - 1, capMs},
+	} {
+		if got := waitMillis(c.in); got != c.want {
+			t.Errorf("waitMillis(%v) = %d, want %d", c.in, got, c.want)
+		}
+	}
+	// The real wait: 2³² ms + 20 ms lasts until the wake, not 20 ms.
+	p := newPoller(t)
+	woke := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		woke <- time.Now()
+		p.Wake()
+	}()
+	start := time.Now()
+	evs := waitEvents(t, p, (1<<32+20)*time.Millisecond)
+	if el := time.Since(start); len(evs) != 0 || el < 300*time.Millisecond {
+		t.Fatalf("Wait(2³² ms + 20 ms) returned after %v with %+v, before the wake", el, evs)
+	}
+	<-woke
+}

@@ -205,6 +205,7 @@ func (d *Dispatcher) getCoro() *Coro {
 func (co *Coro) loop(yield func(struct{}) bool) {
 	co.yield = yield
 	for {
+		co.d.sock.resumed()
 		j := co.job
 		co.job = nil
 		if j != nil {
@@ -224,7 +225,9 @@ func (d *Dispatcher) switchTo(co *Coro) {
 	prev := d.current
 	d.current = co
 	co.mode = coroRunning
+	prevG := d.sock.runG.Load()
 	co.next()
+	d.sock.runG.Store(prevG)
 	d.current = prev
 	if co.mode == coroIdle {
 		d.release(co)
@@ -419,6 +422,9 @@ func (co *Coro) park(f futureBase, gen uint32) error {
 	co.waiting = f
 	co.mode = coroSuspended
 	ok := co.yield(struct{}{})
+	if ok {
+		co.d.sock.resumed()
+	}
 	co.waiting = nil
 	co.gen++
 	co.mode = coroRunning

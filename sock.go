@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -107,7 +108,19 @@ type sockState struct {
 	// fallbackDelay replaces Dial's Happy Eyeballs delay (tests); 0 means
 	// DialFallbackDelay.
 	fallbackDelay time.Duration
+	// runG is the goroutine (curG) of the async procedure running on the
+	// loop now, 0 while none does. A coroutine sets it whenever it is
+	// resumed (resumed); switchTo puts back the value from before the
+	// switch when it returns. So it only ever holds a goroutine that is
+	// alive, and holds the caller's own exactly when the caller is the
+	// running procedure. The net.Conn view asks (sock_conn_caller.go); it
+	// is atomic because any goroutine may.
+	runG atomic.Uintptr
 }
+
+// resumed records that the calling coroutine runs now (coro.go calls it
+// wherever a coroutine resumes).
+func (s *sockState) resumed() { s.runG.Store(curG()) }
 
 // sockFD returns the registration of fd for a socket operation, or the
 // error the operation fails with.

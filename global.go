@@ -1,6 +1,7 @@
 package asyncdispatch
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"sync"
@@ -115,6 +116,13 @@ func CloseSocket(fd AsyncFD) error { return GetGlobalDispatcher().CloseSocket(fd
 // Dispatcher.Listen).
 func Listen(network, address string) (AsyncFD, error) {
 	return GetGlobalDispatcher().Listen(network, address)
+}
+
+// ListenContext creates a listening or bound socket on the global
+// dispatcher, resolving a host name without blocking the loop (see
+// Dispatcher.ListenContext).
+func ListenContext(ctx context.Context, network, address string) *Future[AsyncFD] {
+	return GetGlobalDispatcher().ListenContext(ctx, network, address)
 }
 
 // Recv receives on the global dispatcher (see Dispatcher.Recv).

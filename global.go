@@ -125,6 +125,21 @@ func ListenContext(ctx context.Context, network, address string) *Future[AsyncFD
 	return GetGlobalDispatcher().ListenContext(ctx, network, address)
 }
 
+// DialContext connects a socket of the global dispatcher (see
+// Dispatcher.DialContext).
+func DialContext(ctx context.Context, network, address string) *Future[AsyncFD] {
+	return GetGlobalDispatcher().DialContext(ctx, network, address)
+}
+
+// NewConn returns a net.Conn view of a socket of the global dispatcher
+// (see Dispatcher.Conn; the package-level name differs, as Conn is the
+// type).
+func NewConn(fd AsyncFD) (*Conn, error) { return GetGlobalDispatcher().Conn(fd) }
+
+// NewListener returns a net.Listener view of a listening socket of the
+// global dispatcher (see Dispatcher.Listener).
+func NewListener(fd AsyncFD) (*Listener, error) { return GetGlobalDispatcher().Listener(fd) }
+
 // Recv receives on the global dispatcher (see Dispatcher.Recv).
 func Recv(fd AsyncFD, size int, flags SocketFlag) *Future[[]byte] {
 	return GetGlobalDispatcher().Recv(fd, size, flags)

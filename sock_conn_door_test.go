@@ -272,3 +272,83 @@ func TestConnDoorAfterDispatcherClose(t *testing.T) {
 		}
 	})
 }
+
+// Every method from many goroutines at once, Close among them (nettest's
+// ConcurrentMethods): each call returns, with data or an error matching
+// net.ErrClosed or a timeout, and the race detector sees nothing.
+func TestConnDoorConcurrentMethods(t *testing.T) {
+	withD(t, func(d *ad.Dispatcher) {
+		c, s, stop := doorPair(t, d)
+		defer stop()
+		defer c.Close()
+		var wg sync.WaitGroup
+		ok := func(err error) bool {
+			var ne net.Error
+			return err == nil || err == io.EOF || errors.Is(err, net.ErrClosed) || (errors.As(err, &ne) && ne.Timeout())
+		}
+		for i := 0; i < 8; i++ {
+			wg.Add(6)
+			go func() {
+				defer wg.Done()
+				_, err := s.Read(make([]byte, 16))
+				if !ok(err) {
+					t.Error("Read:", err)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				if _, err := s.Write([]byte("data")); !ok(err) {
+					t.Error("Write:", err)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				if err := s.SetDeadline(time.Now().Add(time.Duration(i) * time.Millisecond)); !ok(err) {
+					t.Error("SetDeadline:", err)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				_ = s.LocalAddr().String() + s.RemoteAddr().String()
+			}()
+			go func() {
+				defer wg.Done()
+				c.Write([]byte("ping"))
+			}()
+			go func() {
+				defer wg.Done()
+				if i == 4 {
+					s.Close()
+				}
+			}()
+		}
+		wg.Wait()
+		s.Close()
+	})
+}
+
+// BenchmarkConnDoorEcho: a 64-byte echo between a goroutine using a view
+// through the door and an async procedure on the loop: what a goroutine
+// pays per round trip (for comparison with BenchmarkConnEcho).
+func BenchmarkConnDoorEcho(b *testing.B) {
+	d := newD(b)
+	c, s := viewPair(b, d, "tcp4", "127.0.0.1:0")
+	srv := ad.Async(d, func(co *ad.Coro) (int64, error) { return io.Copy(s, s) })
+	stop := runLoopBehind(b, d)
+	msg := make([]byte, 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	c.Close()
+	stop()
+	wait(b, srv)
+	s.Close()
+}

@@ -15,14 +15,15 @@ import (
 
 // viewEcho echoes n messages over the views a (the client) and b (an echo
 // server), both async procedures on d. deadlines says how the sides use
-// deadlines: "none", "once" (set at the start, far away) or "each" (set
-// before every operation, as crypto/tls and net/http do).
+// deadlines: "none", "once" (set at the start, far away) or "each" (a
+// new one before every operation, as net/http sets them).
 func viewEcho(t testing.TB, d *ad.Dispatcher, a, b *ad.Conn, n int, msg []byte, deadlines string) {
 	t.Helper()
 	far := time.Now().Add(time.Hour)
 	set := func(c *ad.Conn) {
 		if deadlines == "each" {
-			c.SetDeadline(far)
+			// A new deadline every time: the timers are re-armed.
+			c.SetDeadline(time.Now().Add(time.Hour))
 		}
 	}
 	srv := ad.Async(d, func(co *ad.Coro) (int, error) {

@@ -29,9 +29,9 @@ import (
 //     in the socket.) A stopped send keeps what is left of its buffer, so
 //     Write can say how much went out;
 //   - one timer per direction, made by the first deadline and re-armed
-//     in place afterwards: a deadline set per operation (crypto/tls and
-//     net/http do) allocates nothing, and one set once and left alone
-//     costs nothing per operation;
+//     in place afterwards: a deadline set per operation (net/http does)
+//     allocates nothing, the same deadline set again costs a comparison,
+//     and one set once and left alone costs nothing per operation;
 //   - pend lists the operations waiting in the direction (usually one;
 //     each suspended procedure's own operation, with its generation then,
 //     so an entry of an operation that has moved on is recognised); its
@@ -39,7 +39,10 @@ import (
 
 // connDeadline is one direction's deadline.
 type connDeadline struct {
-	timer   *Timer
+	timer *Timer
+	// at is the deadline in force (Unix nanoseconds of its wall time), 0
+	// for none: setting the same deadline again changes nothing.
+	at      int64
 	expired bool
 	pend    []pendingOp
 }
@@ -104,9 +107,15 @@ func (dl *connDeadline) drop(is func(*pendingOp) bool) {
 func (dl *connDeadline) set(d *Dispatcher, t time.Time) {
 	if t.IsZero() {
 		dl.stop()
+		dl.at = 0
 		dl.expired = false
 		return
 	}
+	at := t.UnixNano()
+	if at == dl.at && at != 0 {
+		return // the timer is set for it already, or it has passed
+	}
+	dl.at = at
 	dur := time.Until(t)
 	if dur <= 0 {
 		dl.stop()

@@ -2,6 +2,7 @@ package asyncdispatch_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -32,6 +33,7 @@ func TestConnReadDeadlineExpiresAndRevives(t *testing.T) {
 		defer closeAll(t, d, c, s)
 		const dl = 30 * time.Millisecond
 		type result struct {
+			start   time.Time
 			elapsed time.Duration
 			err     error
 		}
@@ -39,7 +41,7 @@ func TestConnReadDeadlineExpiresAndRevives(t *testing.T) {
 			start := time.Now()
 			s.SetReadDeadline(start.Add(dl))
 			_, err := s.Read(make([]byte, 8))
-			return result{time.Since(start), err}, nil
+			return result{start, time.Since(start), err}, nil
 		}))
 		isTimeout(t, "Read past its deadline", r.err)
 		if r.elapsed < dl {
@@ -49,9 +51,14 @@ func TestConnReadDeadlineExpiresAndRevives(t *testing.T) {
 			t.Fatal("an expired deadline left something pending")
 		}
 		got := wait(t, ad.Async(d, func(co *ad.Coro) (string, error) {
-			// Still expired: fails at once, with data there or not.
+			// Still expired: fails at once, with data there or not, and
+			// so it stays when the same deadline is set again.
 			if _, err := s.Read(make([]byte, 8)); !errors.Is(err, os.ErrDeadlineExceeded) {
 				return "", err
+			}
+			s.SetReadDeadline(r.start.Add(dl))
+			if _, err := s.Read(make([]byte, 8)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				return "", fmt.Errorf("the passed deadline set again: %v", err)
 			}
 			if _, err := c.Write([]byte("one")); err != nil {
 				return "", err

@@ -206,6 +206,7 @@ func (d *Dispatcher) getCoro() *Coro {
 func (co *Coro) loop(yield func(struct{}) bool) {
 	co.yield = yield
 	for {
+		co.d.sock.resumed()
 		j := co.job
 		co.job = nil
 		if j != nil {
@@ -225,7 +226,9 @@ func (d *Dispatcher) switchTo(co *Coro) {
 	prev := d.current
 	d.current = co
 	co.mode = coroRunning
+	prevG := d.sock.runG.Load()
 	co.next()
+	d.sock.runG.Store(prevG)
 	d.current = prev
 	if co.mode == coroIdle {
 		d.release(co)
@@ -420,6 +423,9 @@ func (co *Coro) park(f futureBase, gen uint32) error {
 	co.waiting = f
 	co.mode = coroSuspended
 	ok := co.yield(struct{}{})
+	if ok {
+		co.d.sock.resumed()
+	}
 	co.waiting = nil
 	co.gen++
 	co.mode = coroRunning

@@ -1,6 +1,7 @@
 package asyncdispatch
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"sync"
@@ -116,6 +117,28 @@ func CloseSocket(fd AsyncFD) error { return GetGlobalDispatcher().CloseSocket(fd
 func Listen(network, address string) (AsyncFD, error) {
 	return GetGlobalDispatcher().Listen(network, address)
 }
+
+// ListenContext creates a listening or bound socket on the global
+// dispatcher, resolving a host name without blocking the loop (see
+// Dispatcher.ListenContext).
+func ListenContext(ctx context.Context, network, address string) *Future[AsyncFD] {
+	return GetGlobalDispatcher().ListenContext(ctx, network, address)
+}
+
+// DialContext connects a socket of the global dispatcher (see
+// Dispatcher.DialContext).
+func DialContext(ctx context.Context, network, address string) *Future[AsyncFD] {
+	return GetGlobalDispatcher().DialContext(ctx, network, address)
+}
+
+// NewConn returns a net.Conn view of a socket of the global dispatcher
+// (see Dispatcher.Conn; the package-level name differs, as Conn is the
+// type).
+func NewConn(fd AsyncFD) (*Conn, error) { return GetGlobalDispatcher().Conn(fd) }
+
+// NewListener returns a net.Listener view of a listening socket of the
+// global dispatcher (see Dispatcher.Listener).
+func NewListener(fd AsyncFD) (*Listener, error) { return GetGlobalDispatcher().Listener(fd) }
 
 // Recv receives on the global dispatcher (see Dispatcher.Recv).
 func Recv(fd AsyncFD, size int, flags SocketFlag) *Future[[]byte] {

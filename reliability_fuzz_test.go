@@ -513,6 +513,14 @@ func FuzzListenAddr(f *testing.F) {
 			if ip != netip.IPv6Unspecified() || la.V6Only != (last == '6') {
 				t.Fatalf("%q %q: %v v6only %v", network, address, ip, la.V6Only)
 			}
+		case strings.EqualFold(strings.TrimSuffix(host, "."), "localhost"):
+			want := netip.MustParseAddr("127.0.0.1")
+			if last == '6' {
+				want = netip.IPv6Loopback()
+			}
+			if ip != want {
+				t.Fatalf("%q %q: %v", network, address, ip)
+			}
 		default:
 			want, err := netip.ParseAddr(host)
 			if err != nil {

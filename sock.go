@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -107,7 +108,19 @@ type sockState struct {
 	// fallbackDelay replaces Dial's Happy Eyeballs delay (tests); 0 means
 	// DialFallbackDelay.
 	fallbackDelay time.Duration
+	// runG is the goroutine (curG) of the async procedure running on the
+	// loop now, 0 while none does. A coroutine sets it whenever it is
+	// resumed (resumed); switchTo puts back the value from before the
+	// switch when it returns. So it only ever holds a goroutine that is
+	// alive, and holds the caller's own exactly when the caller is the
+	// running procedure. The net.Conn view asks (sock_conn_caller.go); it
+	// is atomic because any goroutine may.
+	runG atomic.Uintptr
 }
+
+// resumed records that the calling coroutine runs now (coro.go calls it
+// wherever a coroutine resumes).
+func (s *sockState) resumed() { s.runG.Store(curG()) }
 
 // sockFD returns the registration of fd for a socket operation, or the
 // error the operation fails with.
@@ -204,16 +217,20 @@ const listenBacklog = 65535
 // Listen creates a socket of network bound to address, registered with the
 // dispatcher and owned by it (a convenience Nim users get from asyncnet).
 // network is "tcp", "tcp4", "tcp6" (address "host:port", with an IP
-// literal or an empty host, port 0 for an ephemeral one; a stream socket
-// with SO_REUSEADDR, listening), "udp", "udp4", "udp6" (bound only), "unix"
-// (a listening stream socket at the path address) or "unixgram" (a bound
-// datagram socket). An empty host means every address: for "tcp" and
+// literal, "localhost" or an empty host, port 0 for an ephemeral one; a
+// stream socket with SO_REUSEADDR, listening), "udp", "udp4", "udp6"
+// (bound only), "unix" (a listening stream socket at the path address) or
+// "unixgram" (a bound datagram socket). An empty host means every
+// address: for "tcp" and
 // "udp" a dual-stack IPv6 socket (IPv4 clients appear IPv4-mapped in
 // RecvFromInto and as IPv4 in AcceptAddr), for the "4"/"6" networks the
-// IPv4 or IPv6 wildcard. Host names are not resolved (that could block
-// the loop). The socket is non-blocking and close-on-exec.
+// IPv4 or IPv6 wildcard. "localhost" is the loopback address, 127.0.0.1
+// (::1 for "tcp6" and "udp6"), as net.Listen picks it. Other host names
+// are not resolved, since that could block the loop: ListenContext
+// resolves them on a goroutine. The socket is non-blocking and
+// close-on-exec.
 //
-// An invalid address (a bad port, a name instead of an IP literal, an
+// An invalid address (a bad port, a host name but "localhost", an
 // address of the wrong family, a Unix path that is empty, too long or has
 // a NUL byte but is not abstract) fails with
 // an error matching ErrNoAddress that is also a *net.AddrError; an unknown
@@ -288,8 +305,17 @@ func parseListenAddr(network, address string) (listenAddr, error) {
 	switch {
 	case host != "":
 		ip, err = netip.ParseAddr(host)
-		if err != nil {
-			return listenAddr{}, addrError("not an IP address (Listen does not resolve names)", host)
+		switch {
+		case err == nil:
+		case isLocalhost(host):
+			// The loopback address, without asking a resolver (RFC 6761):
+			// IPv4 first, as net.Listen picks it.
+			ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+			if last == '6' {
+				ip = netip.IPv6Loopback()
+			}
+		default:
+			return listenAddr{}, addrError("a host name (Listen resolves only \"localhost\"; ListenContext resolves any name without blocking the loop)", host)
 		}
 		if ip.Is4In6() {
 			ip = ip.Unmap()

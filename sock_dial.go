@@ -42,6 +42,9 @@ type dialOp struct {
 	port     int
 	sockType int
 	protocol int
+	// family, if not 0, is the only address family tried (AF_INET or
+	// AF_INET6: DialContext's "tcp4", "udp6"...).
+	family int
 	// addrs are the addresses in attempt order; next is the next to try.
 	addrs []netip.Addr
 	next  int
@@ -160,8 +163,21 @@ func (op *dialOp) resolved(addrs []netip.Addr, err error) {
 		op.fut.tryFail(err)
 		return
 	}
+	if op.family != 0 {
+		var kept []netip.Addr
+		for _, ip := range addrs {
+			if ip = ip.Unmap(); familyOf(ip) == op.family {
+				kept = append(kept, ip)
+			}
+		}
+		addrs = kept
+	}
 	op.addrs = interleave(addrs)
 	if len(op.addrs) == 0 {
+		if op.family != 0 {
+			op.fut.tryFail(fmt.Errorf("%w: %q has no %s address", ErrNoAddress, op.address, familyName(op.family)))
+			return
+		}
 		op.fut.tryFail(fmt.Errorf("%w: %q resolved to nothing", ErrNoAddress, op.address))
 		return
 	}
@@ -278,8 +294,13 @@ func sockTypeOf(protocol int) int {
 // resolved, with the resolver's error. Cancelling the future stops
 // everything and closes every socket it made.
 func (d *Dispatcher) Dial(address string, port int, protocol int) *Future[AsyncFD] {
-	op := &dialOp{d: d, address: address, port: port, protocol: protocol, sockType: sockTypeOf(protocol)}
-	op.fut.init(d, op, 2)
+	return d.dial(address, port, protocol, 0, 3)
+}
+
+// dial is Dial restricted to family (0: any); skip is for tracking.
+func (d *Dispatcher) dial(address string, port, protocol, family, skip int) *Future[AsyncFD] {
+	op := &dialOp{d: d, address: address, port: port, protocol: protocol, sockType: sockTypeOf(protocol), family: family}
+	op.fut.init(d, op, skip)
 	if d.closed {
 		op.fut.tryFail(ErrClosed)
 		return &op.fut

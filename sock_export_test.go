@@ -20,3 +20,10 @@ func AcceptRetries(d *Dispatcher) int { return d.sock.acceptRetries }
 
 // Interleave is Dial's attempt order.
 var Interleave = interleave
+
+// CurG is curG: the calling goroutine's identity.
+var CurG = curG
+
+// RunningG is the goroutine of the async procedure running on d, 0 when
+// none is.
+func RunningG(d *Dispatcher) uintptr { return d.sock.runG.Load() }

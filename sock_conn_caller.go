@@ -3,9 +3,6 @@ package asyncdispatch
 import (
 	"fmt"
 	"net"
-	"reflect"
-	"runtime"
-	"sync"
 )
 
 // Who calls a method of the net.Conn view (Conn, Listener)?
@@ -64,50 +61,10 @@ func (d *Dispatcher) blockingCaller() (co *Coro, err error) {
 	if co := d.procCaller(); co != nil {
 		return co, nil
 	}
-	if onLoopStack() {
+	if onLoop() {
 		return nil, errOnLoop
 	}
 	return nil, nil
-}
-
-// loopFrames are the functions whose frames put a goroutine on a loop:
-// every callback runs under runOnce (Poll) or drainReady
-// (ScheduleCallbacks), every coroutine (ours and iter.Pull's) starts in
-// runtime.corostart.
-var loopFrames = sync.OnceValue(func() map[string]bool {
-	name := func(fn any) string { return runtime.FuncForPC(reflect.ValueOf(fn).Pointer()).Name() }
-	return map[string]bool{
-		name((*Dispatcher).runOnce):    true,
-		name((*Dispatcher).drainReady): true,
-		"runtime.corostart":            true,
-	}
-})
-
-// onLoopStack reports whether the calling goroutine is running a loop or
-// is a coroutine. It walks the whole stack (the frames that tell are at
-// its bottom).
-func onLoopStack() bool {
-	var arr [64]uintptr
-	pcs := arr[:]
-	for {
-		n := runtime.Callers(2, pcs)
-		if n < len(pcs) {
-			pcs = pcs[:n]
-			break
-		}
-		pcs = make([]uintptr, 2*len(pcs))
-	}
-	names := loopFrames()
-	frames := runtime.CallersFrames(pcs)
-	for {
-		fr, more := frames.Next()
-		if names[fr.Function] {
-			return true
-		}
-		if !more {
-			return false
-		}
-	}
 }
 
 // doorResult carries the outcome of a door operation back to the

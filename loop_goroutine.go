@@ -4,7 +4,7 @@ package asyncdispatch
 
 // curG identifies the calling goroutine: the address of the runtime's
 // goroutine descriptor (g), read from thread-local storage on amd64 and
-// from the g register on arm64 (sock_goroutine_*.s). It is compared and
+// from the g register on arm64 (loop_goroutine_*.s). It is compared and
 // never dereferenced. A goroutine's g does not move while it lives, and
 // two live goroutines never share one, so "curG() == x", for an x taken
 // from a goroutine that is still alive, holds exactly on that goroutine.

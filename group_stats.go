@@ -1,6 +1,9 @@
 package asyncdispatch
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // A loop's counters. What must stay true: they are plain fields of the
 // Dispatcher, written only by the loop's goroutine, one increment where
@@ -65,6 +68,9 @@ type LoopStats struct {
 	// procedures and system calls. Busy over wall time is the loop's load.
 	Rounds uint64
 	Busy   time.Duration
+	// Served counts the connections the group gave to this loop's
+	// services (Serve), whichever loop accepted them.
+	Served uint64
 	// Failures counts the failures the group reported for this loop;
 	// Stopped is true once the loop no longer runs (it failed with an
 	// error other than a panic, or the group was closed).
@@ -89,4 +95,62 @@ func (d *Dispatcher) Stats() LoopStats {
 		Rounds:      s.rounds,
 		Busy:        s.busy,
 	}
+}
+
+// Stats returns a snapshot of every loop's counters, in loop order. Each
+// loop copies its own counters on its goroutine, through its door, so the
+// snapshot is never torn and the loops pay nothing for being watched
+// between calls. A stopped loop reports its counters from when it
+// stopped. If ctx ends before every loop has answered, Stats returns
+// what it has (loops that did not answer have only Loop and CPU set) and
+// ctx's error. Do not call it from one of the group's loops.
+func (g *Group) Stats(ctx context.Context) ([]LoopStats, error) {
+	out := make([]LoopStats, len(g.loops))
+	answers := make([]chan LoopStats, len(g.loops))
+	for i, l := range g.loops {
+		out[i] = LoopStats{Loop: i, CPU: l.cpu}
+		ch := make(chan LoopStats, 1)
+		answers[i] = ch
+		final := func() {
+			g.mu.Lock()
+			st := l.final
+			st.Loop, st.CPU, st.Stopped = l.idx, l.cpu, true
+			st.Failures = l.nfail
+			g.mu.Unlock()
+			ch <- st
+		}
+		if l.d == nil {
+			final()
+			continue
+		}
+		// The drop runs during the loop's teardown, before it records its
+		// final counters: answer after it has.
+		if l.d.postOr(func() { ch <- l.stats() }, func() { go func() { <-l.exited; final() }() }) != nil {
+			go func() { <-l.exited; final() }()
+		}
+	}
+	for i, ch := range answers {
+		select {
+		case st := <-ch:
+			out[i] = st
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
+	return out, nil
+}
+
+// stats is the loop's snapshot, on its goroutine.
+func (l *groupLoop) stats() LoopStats {
+	st := l.d.Stats()
+	st.Loop, st.CPU = l.idx, l.cpu
+	for _, s := range l.serving {
+		if s != nil {
+			st.Served += s.served
+		}
+	}
+	l.g.mu.Lock()
+	st.Failures = l.nfail
+	l.g.mu.Unlock()
+	return st
 }

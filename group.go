@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
 	"sync"
 	"sync/atomic"
 )
@@ -237,6 +239,9 @@ func (g *Group) Failures() []LoopFailure {
 // main is the loop's goroutine.
 func (l *groupLoop) main(ready chan<- error) {
 	defer close(l.exited)
+	// A CPU profile tells the loops apart by this label (go tool pprof
+	// -tagfocus loop=0); the coroutines the loop starts inherit it.
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("loop", strconv.Itoa(l.idx))))
 	runtime.LockOSThread()
 	if l.cpu >= 0 {
 		// The thread's mask is narrowed from here on, so the thread must

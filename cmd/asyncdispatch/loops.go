@@ -150,16 +150,21 @@ func (r *loopReport) line(st []ad.LoopStats) string {
 	return b.String()
 }
 
-// summary prints one line per loop: connections served, operations,
-// busy time over the run.
+// summary prints one line per loop: connections served, operations and
+// rounds (poller waits: operations per round is how much each wait
+// batches), busy time over the run.
 func summary(w io.Writer, st []ad.LoopStats, wall time.Duration) {
 	for _, s := range st {
 		cpu := ""
 		if s.CPU >= 0 {
 			cpu = fmt.Sprintf(" (cpu %d)", s.CPU)
 		}
-		fmt.Fprintf(w, "  loop %d%s: %s served, %s, busy %.2fs (%d%% of %.1fs)", s.Loop, cpu,
-			pluralCount(s.Served, "connection"), pluralCount(s.Operations, "operation"),
+		perRound := 0.0
+		if s.Rounds > 0 {
+			perRound = float64(s.Operations) / float64(s.Rounds)
+		}
+		fmt.Fprintf(w, "  loop %d%s: %s served, %s in %s (%.1f per round), busy %.2fs (%d%% of %.1fs)", s.Loop, cpu,
+			pluralCount(s.Served, "connection"), pluralCount(s.Operations, "operation"), pluralCount(s.Rounds, "round"), perRound,
 			s.Busy.Seconds(), int(100*s.Busy.Seconds()/wall.Seconds()+0.5), wall.Seconds())
 		if s.Failures > 0 {
 			fmt.Fprintf(w, ", %s", plural(s.Failures, "failure"))

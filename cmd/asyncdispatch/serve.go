@@ -230,9 +230,7 @@ func runServer(ctx context.Context, c *command, f *serverFlags, start func(*ad.D
 	if err != nil {
 		return c.failf("%v", err)
 	}
-	if g.Len() > 1 {
-		summary(stdout, st, time.Since(began))
-	}
+	summary(stdout, st, time.Since(began))
 	fmt.Fprintf(stdout, "asyncdispatch: stopped after %s\n", pluralCount(servedTotal(st), "connection"))
 	return 0
 }

@@ -1,6 +1,10 @@
 package asyncdispatch
 
-import "sync/atomic"
+import (
+	"runtime"
+	"sync/atomic"
+	"time"
+)
 
 // The remote queue: callbacks other goroutines post to a loop
 // (CallSoonThreadSafe, CompleteFrom, the wakes of cross-dispatcher
@@ -37,7 +41,16 @@ import "sync/atomic"
 //     onto a non-empty queue follows one that has woken, or will wake,
 //     the loop, and the loop takes the whole batch after that wake.
 //     Wakes coalesce further in the poller (one eventfd write per
-//     Wait round).
+//     Wait round);
+//   - no wake reaches a closed poller: a post that found the queue empty
+//     counts itself in wakers before its CAS and leaves after its wake,
+//     and the teardown, having closed the queue, waits for wakers to drop
+//     to zero before the poller is closed. Otherwise a post that had
+//     pushed just before the close would write to the eventfd after it
+//     was closed — EBADF, or eight bytes into whatever file has reused
+//     the number since. Posts onto a non-empty queue do not wake and do
+//     not count, so the count costs only the posts that make a system
+//     call anyway.
 
 // remoteNode is one post.
 type remoteNode struct {
@@ -58,12 +71,15 @@ const cacheLine = 128
 type remoteQueue struct {
 	_    [cacheLine]byte
 	head atomic.Pointer[remoteNode]
-	_    [cacheLine - 8]byte
+	// wakers counts the posts between their push onto an empty queue and
+	// the end of their wake (on head's line: those posts write it anyway).
+	wakers atomic.Int32
+	_      [cacheLine - 12]byte
 }
 
 // push adds n; it reports false if the queue is closed (n is not added),
-// and wasEmpty whether n is the only node (the poster then wakes the
-// loop).
+// and wasEmpty whether n is the only node: the poster must then wake the
+// loop and call woke after.
 func (q *remoteQueue) push(n *remoteNode) (ok, wasEmpty bool) {
 	for {
 		old := q.head.Load()
@@ -71,8 +87,29 @@ func (q *remoteQueue) push(n *remoteNode) (ok, wasEmpty bool) {
 			return false, false
 		}
 		n.next = old
+		if old == nil {
+			q.wakers.Add(1) // before the CAS, so a close after it waits
+		}
 		if q.head.CompareAndSwap(old, n) {
 			return true, old == nil
+		}
+		if old == nil {
+			q.wakers.Add(-1)
+		}
+	}
+}
+
+// woke ends the wake of a post that found the queue empty.
+func (q *remoteQueue) woke() { q.wakers.Add(-1) }
+
+// waitWakers returns once no post is between its push and the end of its
+// wake (teardown, after close: no new one can start).
+func (q *remoteQueue) waitWakers() {
+	for i := 0; q.wakers.Load() != 0; i++ {
+		if i < 100 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(10 * time.Microsecond)
 		}
 	}
 }
@@ -147,11 +184,20 @@ func (d *Dispatcher) post(n *remoteNode) error {
 	if !ok {
 		return ErrClosed
 	}
-	if wasEmpty {
-		return d.poller.Wake()
+	if !wasEmpty {
+		return nil
 	}
-	return nil
+	if remotePushed != nil {
+		remotePushed()
+	}
+	err := d.poller.Wake()
+	d.remote.woke()
+	return err
 }
+
+// remotePushed, if set, runs between a post's push onto an empty queue and
+// its wake (a test seam: the race with the teardown lives there).
+var remotePushed func()
 
 // takeRemote moves cross-goroutine callbacks to the ready queue. A node
 // with a drop function goes there itself, so that the teardown can still
@@ -183,7 +229,9 @@ func (n *remoteNode) hasCallbacks() bool { return false }
 // never run — posted and never taken, or taken and still queued — to its
 // drop function.
 func (d *Dispatcher) closeRemote() {
-	for n := d.remote.close(); n != nil; n = n.next {
+	batch := d.remote.close()
+	d.remote.waitWakers() // before the poller closes (teardown, later)
+	for n := batch; n != nil; n = n.next {
 		if n.drop != nil {
 			n.drop()
 		}

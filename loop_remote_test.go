@@ -172,3 +172,38 @@ func TestRemoteQueueTakenNotRunIsDropped(t *testing.T) {
 		t.Fatalf("after the refused post: ran %d, dropped %d", ran, dropped)
 	}
 }
+
+// A post that pushed onto the empty queue just before the teardown must
+// finish its wake before the poller is closed: the teardown waits for it.
+// It used to close the poller under the poster, whose eventfd write then
+// failed with EBADF (or could have written into a reused descriptor):
+// TestAwaitAcrossDispatchersBothClosing saw it about once in 30 runs
+// under -race.
+func TestPostRacingTeardownWakesAnOpenPoller(t *testing.T) {
+	d, err := NewDispatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed, proceed := make(chan struct{}), make(chan struct{})
+	remotePushed = func() { close(pushed); <-proceed }
+	defer func() { remotePushed = nil }()
+	posted := make(chan error, 1)
+	go func() { posted <- d.CallSoonThreadSafe(func() {}) }()
+	<-pushed
+	remotePushed = nil // the poster is past reading it
+	closed := make(chan error, 1)
+	go func() { closed <- d.Close() }()
+	select {
+	case err := <-closed:
+		close(proceed)
+		t.Fatalf("Close returned (%v) while a post was still to wake the poller; the post then got %v", err, <-posted)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(proceed)
+	if err := <-posted; err != nil {
+		t.Fatalf("the post: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}

@@ -2,7 +2,9 @@ package asyncdispatch
 
 import (
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -205,5 +207,84 @@ func TestPostRacingTeardownWakesAnOpenPoller(t *testing.T) {
 	}
 	if err := <-closed; err != nil {
 		t.Fatalf("Close: %v", err)
+	}
+}
+
+// mutexQueue is the remote queue as it was before loop_remote.go (a
+// mutex, a slice and an atomic count the loop checked first), kept here
+// to measure against.
+type mutexQueue struct {
+	mu sync.Mutex
+	q  []func()
+	n  atomic.Int32
+}
+
+func (m *mutexQueue) push(cb func()) {
+	m.mu.Lock()
+	m.q = append(m.q, cb)
+	m.n.Add(1)
+	m.mu.Unlock()
+}
+
+func (m *mutexQueue) take() []func() {
+	if m.n.Load() == 0 {
+		return nil
+	}
+	m.mu.Lock()
+	q := m.q
+	m.q = nil
+	m.n.Store(0)
+	m.mu.Unlock()
+	return q
+}
+
+// BenchmarkRemoteQueue: the queue mechanics alone, without the poller's
+// wakes: producers post b.N callbacks in all while one consumer takes
+// batches and runs them; ns/op is per callback. "mutex" is the old
+// queue, "lockfree" loop_remote.go's.
+func BenchmarkRemoteQueue(b *testing.B) {
+	for _, producers := range []int{1, 2, 8} {
+		for _, kind := range []string{"mutex", "lockfree"} {
+			b.Run(fmt.Sprintf("%s/producers=%d", kind, producers), func(b *testing.B) {
+				var (
+					mq  mutexQueue
+					lq  remoteQueue
+					ran int
+				)
+				tick := func() { ran++ }
+				var wg sync.WaitGroup
+				b.ReportAllocs()
+				b.ResetTimer()
+				for p := 0; p < producers; p++ {
+					n := b.N / producers
+					if p == 0 {
+						n += b.N % producers
+					}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for i := 0; i < n; i++ {
+							if kind == "mutex" {
+								mq.push(tick)
+							} else if ok, empty := lq.push(&remoteNode{run: tick}); ok && empty {
+								lq.woke()
+							}
+						}
+					}()
+				}
+				for ran < b.N {
+					if kind == "mutex" {
+						for _, cb := range mq.take() {
+							cb()
+						}
+					} else {
+						for n := lq.take(); n != nil; n = n.next {
+							n.run()
+						}
+					}
+				}
+				wg.Wait()
+			})
+		}
 	}
 }

@@ -59,6 +59,10 @@ type GroupConfig struct {
 	OnFailure func(LoopFailure)
 }
 
+// MaxLoops bounds GroupConfig.Loops: a loop is a thread, and Go stops
+// the program at 10,000 threads (debug.SetMaxThreads).
+const MaxLoops = 4096
+
 // Balance is how a group's connections reach its loops.
 //
 // BalanceReusePort is the default because it balances as well as the
@@ -193,6 +197,9 @@ type groupLoop struct {
 func NewGroup(cfg GroupConfig) (*Group, error) {
 	if cfg.Loops < 0 {
 		return nil, fmt.Errorf("%w: Loops %d", ErrNegative, cfg.Loops)
+	}
+	if cfg.Loops > MaxLoops {
+		return nil, fmt.Errorf("asyncdispatch: Loops %d is more than MaxLoops (%d)", cfg.Loops, MaxLoops)
 	}
 	if cfg.Balance > BalanceCPU {
 		return nil, fmt.Errorf("asyncdispatch: unknown balance %v", cfg.Balance)

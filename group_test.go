@@ -139,7 +139,7 @@ func TestGroupDefaultsToOneLoopPerCPU(t *testing.T) {
 }
 
 func TestGroupConfigErrors(t *testing.T) {
-	for _, cfg := range []ad.GroupConfig{{Loops: -1}, {Balance: ad.BalanceCPU}, {Balance: 9}} {
+	for _, cfg := range []ad.GroupConfig{{Loops: -1}, {Loops: ad.MaxLoops + 1}, {Balance: ad.BalanceCPU}, {Balance: 9}} {
 		if g, err := ad.NewGroup(cfg); err == nil {
 			g.Close()
 			t.Errorf("NewGroup(%+v) succeeded", cfg)

@@ -42,8 +42,8 @@ func addLoopFlags(c *command, defLoops int, usage string, withBalance bool) loop
 // config checks the flags and makes the group's configuration.
 func (f loopFlags) config() (ad.GroupConfig, error) {
 	cfg := ad.GroupConfig{Loops: *f.loops, Pin: *f.pin}
-	if cfg.Loops < 1 || cfg.Loops > 4096 {
-		return cfg, fmt.Errorf("--loops must be between 1 and 4096")
+	if cfg.Loops < 1 || cfg.Loops > ad.MaxLoops {
+		return cfg, fmt.Errorf("--loops must be between 1 and %d", ad.MaxLoops)
 	}
 	if f.balance != nil {
 		b, err := ad.ParseBalance(*f.balance)

@@ -191,7 +191,7 @@ func (s *Server) Adopt(fd ad.AsyncFD) {
 		s.d.CloseSocket(fd)
 		return
 	}
-	// Latency over batching, as every anchor server does; a failure
+	// Latency over batching, as the servers we compare with do; a failure
 	// only costs latency.
 	unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	s.accepted++

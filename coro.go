@@ -385,7 +385,7 @@ func awaitForeign[T any](co *Coro, f *Future[T]) (T, error) {
 		return zero, fmt.Errorf("%w (the awaited future's dispatcher was closed before it finished)", ErrClosed)
 	}
 	// f finished before the wake was posted: reading it here is ordered
-	// after its completion by the doors' locks.
+	// after its completion by the doors (their queues' atomics).
 	if f.state == failed {
 		f.markSeen()
 		return zero, f.err

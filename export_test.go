@@ -38,7 +38,7 @@ func Leftovers(d *Dispatcher) []string {
 	add("fd table slots", n)
 	add("timers", d.timers.Len())
 	add("queued callbacks", d.ready.len())
-	add("remote callbacks", int(d.nremote.Load())+len(d.remote))
+	add("remote callbacks", remoteLen(d))
 	add("external references", d.extRefs)
 	add("close hooks", len(d.atClose))
 	add("accept back-offs", len(d.sock.backoff))
@@ -142,3 +142,14 @@ func OwnerCheckOn(v string) bool { return ownerCheckOn(v) }
 
 // OwnerCheckEnv is the name of that variable.
 const OwnerCheckEnv = ownerCheckEnv
+
+// remoteLen is the number of posts waiting in d's remote queue.
+func remoteLen(d *Dispatcher) int {
+	n := 0
+	if h := d.remote.head.Load(); h != remoteClosed {
+		for ; h != nil; h = h.next {
+			n++
+		}
+	}
+	return n
+}

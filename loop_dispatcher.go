@@ -2,7 +2,6 @@ package asyncdispatch
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/asyncdispatch/asyncdispatch/internal/poller"
@@ -44,11 +43,12 @@ type Dispatcher struct {
 	// cross-dispatcher await): while it is positive the loop has something
 	// pending and Poll blocks instead of returning ErrNoWork.
 	extRefs int
-	// remote is the cross-goroutine queue (CallSoonThreadSafe); nremote
-	// lets the loop check it without the lock.
-	remoteMu sync.Mutex
-	remote   []func()
-	nremote  atomic.Int32
+	// remote is the cross-goroutine queue (CallSoonThreadSafe,
+	// loop_remote.go): lock-free, on cache lines of its own.
+	remote remoteQueue
+	// stats are the loop's counters (group_stats.go): plain fields, written
+	// by the loop only.
+	stats loopStats
 	// polling is true while Poll runs (a nested Poll is an error);
 	// current is the coroutine running now, nil on the loop itself.
 	polling bool
@@ -83,8 +83,9 @@ type Dispatcher struct {
 	// and before closing done.
 	atClose map[any]closeHook
 	// foreign: coroutines of other dispatchers awaiting futures of this
-	// one (loop_foreign.go); guarded by remoteMu.
-	foreign map[*foreignWait]struct{}
+	// one (loop_foreign.go); guarded by foreignMu.
+	foreignMu sync.Mutex
+	foreign   map[*foreignWait]struct{}
 	// sock is the socket layer's state (sock.go): the accept error
 	// handler, listeners backing off after EMFILE (sock_accept.go), and the
 	// resolver and Happy Eyeballs settings tests replace.
@@ -140,49 +141,12 @@ func (d *Dispatcher) CallSoon(cb func()) {
 	d.ready.push(fnRunner(cb))
 }
 
-// CallSoonThreadSafe is CallSoon for other goroutines: it queues cb on the
-// loop and wakes the loop if it is blocked in Poll. It returns ErrClosed if
-// the dispatcher is closed (cb will not run) and ErrNilCallback for nil.
-func (d *Dispatcher) CallSoonThreadSafe(cb func()) error {
-	if cb == nil {
-		return ErrNilCallback
-	}
-	return d.callSoonThreadSafe(cb)
-}
-
-func (d *Dispatcher) callSoonThreadSafe(cb func()) error {
-	d.remoteMu.Lock()
-	if d.done == nil || isClosedChan(d.done) {
-		d.remoteMu.Unlock()
-		return ErrClosed
-	}
-	d.remote = append(d.remote, cb)
-	d.nremote.Add(1)
-	d.remoteMu.Unlock()
-	return d.poller.Wake()
-}
-
 func isClosedChan(c chan struct{}) bool {
 	select {
 	case <-c:
 		return true
 	default:
 		return false
-	}
-}
-
-// takeRemote moves cross-goroutine callbacks to the ready queue.
-func (d *Dispatcher) takeRemote() {
-	if d.nremote.Load() == 0 {
-		return
-	}
-	d.remoteMu.Lock()
-	r := d.remote
-	d.remote = nil
-	d.nremote.Store(0)
-	d.remoteMu.Unlock()
-	for _, cb := range r {
-		d.ready.push(fnRunner(cb))
 	}
 }
 
@@ -195,7 +159,7 @@ func (d *Dispatcher) HasPendingOperations() bool {
 		return false
 	}
 	return d.timers.Len() > 0 || d.ready.len() > 0 || d.nactive > 0 ||
-		d.extRefs > 0 || d.nremote.Load() > 0
+		d.extRefs > 0 || d.remote.pending()
 }
 
 // ScheduleCallbacks runs the callbacks queued so far (and those they
@@ -285,15 +249,16 @@ func (d *Dispatcher) teardown() error {
 			sleeperOf(t).fut.tryFail(ErrClosed)
 		}
 	}
-	d.ready.clear()
 	// Nothing outstanding can reach a closed loop any more (Go calls,
 	// lookups, external futures, signal registrations were let go above).
 	d.extRefs = 0
-	d.remoteMu.Lock()
+	// The remote queue closes before done: a post that sees done closed
+	// fails (loop_remote.go).
+	d.closeRemote()
+	d.ready.clear()
+	d.foreignMu.Lock()
 	close(d.done)
-	d.remote = nil
-	d.nremote.Store(0)
-	d.remoteMu.Unlock()
+	d.foreignMu.Unlock()
 	d.closeForeign()
 	d.polling = false
 	if d == global.Load() {

@@ -7,8 +7,8 @@ import (
 
 // The doors between goroutines and a loop (the threading rule itself is in
 // doc.go). What must stay true here:
-//   - every door into the loop goes through CallSoonThreadSafe, whose lock
-//     orders the other goroutine's writes before the loop's reads;
+//   - every door into the loop goes through CallSoonThreadSafe, whose queue
+//     (loop_remote.go) orders the other goroutine's writes before the loop's reads;
 //   - work that will reach the loop from outside holds d.extRefs while it
 //     is outstanding, so RunForever and WaitFor do not stop with ErrNoWork
 //     before it arrives;
@@ -93,7 +93,7 @@ func startGo[T any](d *Dispatcher, name string, stop context.CancelFunc, fn func
 
 // run is the call's goroutine: it runs fn and posts the result to the
 // loop. It touches no loop state; v and err reach the loop through the
-// door's lock.
+// door's queue.
 func (c *goCall[T]) run(fn func() (T, error)) {
 	var (
 		v   T

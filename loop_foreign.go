@@ -8,7 +8,7 @@ import "sync/atomic"
 // future's dispatcher is torn down first (teardown), whichever comes first.
 // What must stay true:
 //   - the waiter's record lives in the future dispatcher's foreign set,
-//     guarded by that dispatcher's door lock (remoteMu), from the moment
+//     guarded by that dispatcher's foreignMu, from the moment
 //     the callback is posted until an outcome is decided: teardown drops
 //     queued callbacks, so a registration posted but never run is still
 //     found and woken;
@@ -37,16 +37,16 @@ const (
 // awaitFrom registers w with d (the future's dispatcher) and posts add to
 // d's loop; it fails with ErrClosed if d is closed already.
 func (d *Dispatcher) awaitFrom(w *foreignWait, add func()) error {
-	d.remoteMu.Lock()
+	d.foreignMu.Lock()
 	if d.done == nil || isClosedChan(d.done) {
-		d.remoteMu.Unlock()
+		d.foreignMu.Unlock()
 		return ErrClosed
 	}
 	if d.foreign == nil {
 		d.foreign = make(map[*foreignWait]struct{})
 	}
 	d.foreign[w] = struct{}{}
-	d.remoteMu.Unlock()
+	d.foreignMu.Unlock()
 	if err := d.callSoonThreadSafe(add); err != nil {
 		d.foreignDone(w, foreignGone)
 		return err
@@ -60,9 +60,9 @@ func (d *Dispatcher) foreignDone(w *foreignWait, outcome int32) {
 	if !w.outcome.CompareAndSwap(foreignPending, outcome) {
 		return
 	}
-	d.remoteMu.Lock()
+	d.foreignMu.Lock()
 	delete(d.foreign, w)
-	d.remoteMu.Unlock()
+	d.foreignMu.Unlock()
 	if outcome != foreignGone {
 		w.wake()
 	}
@@ -78,13 +78,13 @@ func (w *foreignWait) wake() {
 // closeForeign wakes, with ErrClosed, every coroutine of another
 // dispatcher still awaiting one of d's futures (teardown).
 func (d *Dispatcher) closeForeign() {
-	d.remoteMu.Lock()
+	d.foreignMu.Lock()
 	ws := make([]*foreignWait, 0, len(d.foreign))
 	for w := range d.foreign {
 		ws = append(ws, w)
 	}
 	d.foreign = nil
-	d.remoteMu.Unlock()
+	d.foreignMu.Unlock()
 	for _, w := range ws {
 		if w.outcome.CompareAndSwap(foreignPending, foreignClosed) {
 			w.wake()

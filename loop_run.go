@@ -112,7 +112,9 @@ func (d *Dispatcher) runOnce(timeout time.Duration) (err error) {
 			wait = until
 		}
 	}
+	d.beforeWait()
 	n, werr := d.wait(wait)
+	d.afterWait()
 	if werr != nil {
 		return werr
 	}
@@ -142,7 +144,7 @@ func (d *Dispatcher) wait(wait time.Duration) (int, error) {
 	end := d.deadline(wait)
 	for {
 		n, err := d.poller.Wait(d.events, wait)
-		if n > 0 || err != nil || d.nremote.Load() > 0 {
+		if n > 0 || err != nil || d.remote.pending() {
 			return n, err
 		}
 		if wait = time.Duration(end - d.now()); wait <= 0 {

@@ -197,6 +197,7 @@ func (d *Dispatcher) CloseSocket(fd AsyncFD) error {
 		return fmt.Errorf("%w (fd %d)", ErrNotRegistered, fd)
 	}
 	d.unregister(s, ErrClosedSocket)
+	d.stats.closed++
 	d.forgetListener(s)
 	var err error
 	if s.closer != nil {

@@ -152,6 +152,7 @@ func (d *Dispatcher) acceptOne(b *opBase, s *fdState, inheritable bool, rsa *uni
 				unix.Close(nfd)
 				return InvalidFD, false, err
 			}
+			d.stats.accepted++
 			return AsyncFD(nfd), false, nil
 		case err == unix.EAGAIN:
 			if bo != nil {

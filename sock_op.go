@@ -137,6 +137,7 @@ func (o *futureOp[T]) fail(err error) {
 // (try first) or queues it on its descriptor. f is the operation's future;
 // its source must be set already.
 func start[T any](d *Dispatcher, f *Future[T], op queuedOp) *Future[T] {
+	d.stats.ops++
 	b := op.base()
 	s, err := d.sockFD(b.fd)
 	if err != nil {

@@ -1,10 +1,13 @@
 // Command asyncdispatch shows and measures the asyncdispatch library.
 //
-//	asyncdispatch demo [-duration 10s] [-conns 200] [-pipeline 4] [-size 64]
-//	asyncdispatch serve echo|http [--addr 127.0.0.1:8080] [--idle-timeout 60s] ...
-//	asyncdispatch bench echo [--addr 127.0.0.1:8080] [--conns 50] [--pipeline 1] [--size 64] [--duration 10s]
+//	asyncdispatch demo [-duration 10s] [-conns 200] [-pipeline 4] [-size 64] [-loops N]
+//	asyncdispatch serve echo|http [--addr 127.0.0.1:8080] [--idle-timeout 60s] [--loops N] [--balance reuseport|handoff|cpu] [--pin] [--stats 1s] ...
+//	asyncdispatch bench echo [--addr 127.0.0.1:8080] [--conns 50] [--pipeline 1] [--size 64] [--duration 10s] [--loops 1]
 //
-// Every command runs on one Dispatcher (one goroutine), stops cleanly on
+// The servers run on a group of loops (ad.Group: --loops dispatchers, one
+// per CPU by default, each on its own thread); the load generator spreads
+// its connections over --loops loops (1 by default). Every command keeps
+// one dispatcher of its own on its main goroutine, stops cleanly on
 // Ctrl-C or SIGTERM (through the library's AddSignal), and answers
 // --help. Bad flags exit with status 2, failures with 1.
 package main
@@ -30,9 +33,10 @@ func main() {
 const usage = `usage: asyncdispatch <command> [flags]
 
 commands:
-  demo         one dispatcher serving an echo server and many clients on
-               loopback, with live progress and a summary (about 10 s)
-  serve echo   an echo server
+  demo         an echo server on one loop per CPU and many clients on
+               loopback, with live progress, every loop's counters and a
+               summary (about 10 s)
+  serve echo   an echo server (one loop per CPU: --loops)
   serve http   an HTTP/1.1 plaintext server ("Hello, World!" to every request)
   bench echo   a load generator against any echo server on loopback
 

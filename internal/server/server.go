@@ -108,33 +108,44 @@ type Server struct {
 	conns    []*conn
 	accepted uint64
 
-	// accepting: the accept loop runs; closed: Shutdown was called or the
-	// accept loop failed; done finishes when both are over and conns is
-	// empty; err is the accept loop's error.
+	// accepting: the accept loop runs; closed: Shutdown or Drain was
+	// called or the accept loop failed (no connection is taken any more);
+	// dropped: Shutdown dropped the connections; done finishes when the
+	// accept loop is over, closed is set and conns is empty; err is the
+	// accept loop's error.
 	accepting bool
 	closed    bool
+	dropped   bool
 	done      *ad.Future[ad.Void]
 	err       error
 }
 
 // newServer starts the accept loop on ln (which the server owns from now
-// on: Shutdown closes it) with the sweeper ticking every period.
+// on: Shutdown closes it) with the sweeper ticking every period. With
+// ln == ad.InvalidFD there is no accept loop: connections come through
+// Adopt (a loop of an ad.Group, whose listener the group runs).
 func newServer(d *ad.Dispatcher, ln ad.AsyncFD, k kind, idle, period time.Duration, logf func(string, ...any)) (*Server, error) {
-	addr, err := AddrOf(ln)
-	if err != nil {
-		return nil, err
+	var addr string
+	if ln != ad.InvalidFD {
+		var err error
+		if addr, err = AddrOf(ln); err != nil {
+			return nil, err
+		}
 	}
 	s := &Server{d: d, ln: ln, addr: addr, kind: k, logf: logf, period: period,
 		done: ad.NewFuture[ad.Void](d, "server.Done")}
 	if idle > 0 {
 		s.idleTicks = s.ticksFor(idle)
 	}
+	var err error
 	s.timer, err = d.AddTimer(period, false, s.sweep)
 	if err != nil {
 		return nil, err
 	}
-	s.accepting = true
-	ad.Async(d, s.acceptLoop)
+	if ln != ad.InvalidFD {
+		s.accepting = true
+		ad.Async(d, s.acceptLoop)
+	}
 	return s, nil
 }
 
@@ -168,15 +179,26 @@ func (s *Server) acceptLoop(co *ad.Coro) (ad.Void, error) {
 			}
 			return ad.Void{}, nil
 		}
-		// Latency over batching, as every anchor server does; a failure
-		// only costs latency.
-		unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		s.accepted++
-		c := &conn{fd: fd, idx: len(s.conns)}
-		s.conns = append(s.conns, c)
-		s.touch(c)
-		s.kind.start(s, c)
+		s.Adopt(fd)
 	}
+}
+
+// Adopt serves fd, a connection accepted elsewhere and registered with
+// the server's dispatcher; the server owns it from now on. After
+// Shutdown or Drain it is closed at once.
+func (s *Server) Adopt(fd ad.AsyncFD) {
+	if s.closed {
+		s.d.CloseSocket(fd)
+		return
+	}
+	// Latency over batching, as the servers we compare with do; a failure
+	// only costs latency.
+	unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	s.accepted++
+	c := &conn{fd: fd, idx: len(s.conns)}
+	s.conns = append(s.conns, c)
+	s.touch(c)
+	s.kind.start(s, c)
 }
 
 // touch records progress on c: it may stay idle for IdleTimeout from now.
@@ -259,20 +281,39 @@ func (s *Server) expire(all bool) {
 // connection. Done finishes once they are all gone. A second call does
 // nothing.
 func (s *Server) Shutdown() {
+	if s.dropped {
+		return
+	}
+	s.dropped = true
+	s.stopAccepting()
+	s.timer.Stop()
+	s.expire(true)
+	s.checkDone()
+}
+
+// Drain stops accepting and closes the listener but lets the
+// connections run until their clients end them (or the idle timeout, or
+// a Shutdown, drops them). Done finishes once they are all gone.
+func (s *Server) Drain() {
+	s.stopAccepting()
+	s.checkDone()
+}
+
+func (s *Server) stopAccepting() {
 	if s.closed {
 		return
 	}
 	s.closed = true
-	s.d.CloseSocket(s.ln)
-	s.timer.Stop()
-	s.expire(true)
-	s.checkDone()
+	if s.ln != ad.InvalidFD {
+		s.d.CloseSocket(s.ln)
+	}
 }
 
 func (s *Server) checkDone() {
 	if !s.closed || s.accepting || len(s.conns) > 0 || s.done.Finished() {
 		return
 	}
+	s.timer.Stop()
 	if s.err != nil {
 		s.done.Fail(s.err)
 	} else {

@@ -403,13 +403,13 @@ func TestGroupShutdownDeadlineDropsConnections(t *testing.T) {
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if n, err := c.Read(make([]byte, 1)); err == nil {
 			t.Fatalf("read %d bytes from a dropped connection", n)
-		} else if isTimeout(err) {
+		} else if isNetTimeout(err) {
 			t.Fatal("the connection was not dropped")
 		}
 	}
 }
 
-func isTimeout(err error) bool {
+func isNetTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -166,17 +166,17 @@ func (d *Dispatcher) CallSoonThreadSafe(cb func()) error {
 }
 
 func (d *Dispatcher) callSoonThreadSafe(cb func()) error {
-	return d.post(&remoteNode{run: cb})
+	return d.postNode(&remoteNode{run: cb})
 }
 
 // postOr is callSoonThreadSafe with a drop function: exactly one of run
 // (on the loop) and drop (on the loop's goroutine, during its teardown)
 // runs if it returns nil; neither runs if it returns ErrClosed.
 func (d *Dispatcher) postOr(run, drop func()) error {
-	return d.post(&remoteNode{run: run, drop: drop})
+	return d.postNode(&remoteNode{run: run, drop: drop})
 }
 
-func (d *Dispatcher) post(n *remoteNode) error {
+func (d *Dispatcher) postNode(n *remoteNode) error {
 	if d.done == nil {
 		return ErrClosed // a Dispatcher not made by NewDispatcher
 	}

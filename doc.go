@@ -6,7 +6,7 @@
 // # The loop model
 //
 // A Dispatcher is one event loop. One goroutine drives it by calling Poll,
-// Drain, RunForever or WaitFor; one iteration (see loop_run.go) fires due
+// Drain, RunForever or WaitFor; one iteration fires due
 // timers, waits for I/O no longer than the next timer, runs the callbacks
 // of ready descriptors, fires timers again, and drains the queue of ready
 // callbacks — including callbacks queued while draining. Future callbacks
@@ -123,7 +123,9 @@
 //   - WaitFor, Poll, Drain and RunForever called from inside the loop
 //     return ErrNestedLoop instead of nesting it (Nim #11911).
 //   - Combinators (All, And, Or, WithTimeout, AsyncCheck) add callbacks and
-//     never drop the ones already on their inputs (Nim's callback=, §3.5);
+//     never drop the ones already on their inputs (Nim's `callback=`
+//     replaces every callback, and its and, or, withTimeout and asyncCheck
+//     use it on your futures);
 //     WithTimeout removes its timer at once when the future wins (Nim PR
 //     #25567).
 //   - A failed future dropped without anyone reading its error is reported

@@ -12,7 +12,7 @@ import (
 	"github.com/asyncdispatch/asyncdispatch/internal/poller"
 )
 
-// Events (Nim's AsyncEvent, shared/nim-semantics.md §17).
+// Events (Nim's AsyncEvent).
 //
 // The Nim names map to these as listed in doc.go (unregister(ev) is
 // UnregisterEvent / AsyncEvent.Unregister, since Go cannot overload).

@@ -8,7 +8,7 @@ import (
 	"syscall"
 )
 
-// Signals (Nim's addSignal, shared/nim-semantics.md §18).
+// Signals (Nim's addSignal).
 //
 // Why not signalfd, as Nim does: a signalfd only receives a signal that is
 // blocked in every thread that could otherwise take it. Nim blocks it in

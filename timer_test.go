@@ -10,7 +10,7 @@ import (
 	ad "github.com/asyncdispatch/asyncdispatch"
 )
 
-// §8: never synchronous, never early, deadline order, ties in creation
+// SleepAsync as in Nim: never synchronous, never early, deadline order, ties in creation
 // order, all due timers complete in one poll.
 func TestSleepAsyncSemantics(t *testing.T) {
 	d := newD(t)
@@ -89,7 +89,7 @@ func TestSleepPrecision(t *testing.T) {
 	}
 }
 
-// §9: AddTimer's bool protocol: a repeating timer returning false 3× then
+// Nim's AddTimer bool protocol: a repeating timer returning false 3× then
 // true fires exactly 4 times; a oneshot fires once whatever it returns.
 func TestAddTimerProtocol(t *testing.T) {
 	d := newD(t)
@@ -153,7 +153,7 @@ func TestMillionTimers(t *testing.T) {
 	}
 }
 
-// §10 + PR #25567: WithTimeout's three outcomes; the losing timer leaves
+// Nim's withTimeout, with Nim PR #25567: WithTimeout's three outcomes; the losing timer leaves
 // the queue at once; the inner future keeps its callbacks.
 func TestWithTimeout(t *testing.T) {
 	d := newD(t)
@@ -191,7 +191,7 @@ func TestWithTimeout(t *testing.T) {
 	pending.Cancel()
 }
 
-// §11: All in argument order, first failure wins, empty completes at once,
+// Nim's all: All in argument order, first failure wins, empty completes at once,
 // duplicates allowed, concurrent.
 func TestAll(t *testing.T) {
 	d := newD(t)
@@ -237,7 +237,7 @@ func TestAll(t *testing.T) {
 	}
 }
 
-// §11: And / Or.
+// Nim's and / or: And / Or.
 func TestAndOr(t *testing.T) {
 	d := newD(t)
 	clk := ad.UseFakeClock(d)

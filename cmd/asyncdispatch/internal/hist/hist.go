@@ -3,8 +3,8 @@
 //
 // Values are nanoseconds, kept log-linearly: exact below 128 ns, then 64
 // sub-buckets per power of two (relative error below 1/64 ≈ 1.6 % at the
-// bucket edge, half of that at the reported midpoint), as the load
-// generator of shared/anchors does. Add never allocates, so a histogram can
+// bucket edge, half of that at the reported midpoint), as common
+// load generators do. Add never allocates, so a histogram can
 // sit on the hot path of a benchmark.
 package hist
 
